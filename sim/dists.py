@@ -47,10 +47,6 @@ class Distribution(ABC):
     def to_spec(self) -> dict:
         """The spec this distribution was built from (JSON-serialisable)."""
 
-    def scaled(self, factor: float) -> "Distribution":
-        """The distribution of ``factor * X``."""
-        return Scaled(self, factor)
-
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.to_spec() == other.to_spec()  # type: ignore[union-attr]
 
@@ -109,6 +105,8 @@ class ScipyDist(Distribution):
             raise ValueError(f"{family!r} is not a continuous distribution of scipy.stats")
         self.family = family
         self.params = {k: float(v) for k, v in params.items()}
+        if not all(math.isfinite(v) for v in self.params.values()):
+            raise ValueError(f"parameters of scipy.stats.{family} must be finite, got {self.params}")
         try:
             self._frozen = gen(**self.params)
             m = float(self._frozen.mean())
@@ -134,6 +132,9 @@ class ScipyDist(Distribution):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"ScipyDist({self.family}, {args})"
+
+    def __hash__(self) -> int:  # equal params in another order are equal (__eq__ compares dicts)
+        return hash((self.family, tuple(sorted(self.params.items()))))
 
 
 class Empirical(Distribution):
@@ -162,28 +163,6 @@ class Empirical(Distribution):
 
     def __repr__(self) -> str:
         return f"Empirical(n={self.samples.size}, mean={self.mean():g})"
-
-
-class Scaled(Distribution):
-    """factor * X for a base distribution X."""
-
-    def __init__(self, base: Distribution, factor: float):
-        if not (math.isfinite(factor) and factor > 0):
-            raise ValueError(f"scale factor must be finite and > 0, got {factor!r}")
-        self.base = base
-        self.factor = float(factor)
-
-    def ppf(self, u):
-        return self.factor * self.base.ppf(u)
-
-    def mean(self) -> float:
-        return self.factor * self.base.mean()
-
-    def to_spec(self) -> dict:
-        return {"dist": "scaled", "factor": self.factor, "of": self.base.to_spec()}
-
-    def __repr__(self) -> str:
-        return f"{self.factor:g} * {self.base!r}"
 
 
 def parse_dist(spec: Any, *, source: str | None = None, key: str = "",
@@ -252,7 +231,7 @@ def parse_dist(spec: Any, *, source: str | None = None, key: str = "",
                 data = np.load(path, allow_pickle=False)
             except (OSError, ValueError) as exc:
                 raise ConfigError(source, f"{k}.file", f"a readable .npy array ({exc})", str(path)) from None
-            return Empirical(data, source=fname)
+            return Empirical(data, source=str(path.resolve()))
         if not isinstance(family, str):
             raise ConfigError(source, f"{k}.dist", "a family name", family)
         for name, v in params.items():

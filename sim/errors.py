@@ -6,7 +6,8 @@ Programming errors stay ordinary exceptions.
 """
 from __future__ import annotations
 
-from typing import Any
+import difflib
+from typing import Any, Iterable, Mapping
 
 _MISSING = object()
 
@@ -37,3 +38,15 @@ class ConfigError(ServesimError):
                 shown = shown[:77] + "..."
             msg += f", got {shown}"
         super().__init__(msg)
+
+
+def check_keys(data: Mapping, allowed: Iterable[str], *, source: str | None, key: str) -> None:
+    """Refuse any key of `data` not in `allowed`, naming its path and the closest valid key."""
+    allowed = list(allowed)
+    for name in data:
+        if name in allowed:
+            continue
+        path = f"{key}.{name}" if key else str(name)
+        close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(source, path, f"a known key ({hint}valid keys here: {', '.join(allowed)})")

@@ -1,0 +1,134 @@
+"""Typed, frozen configuration of the platforms the simulator models.
+
+These dataclasses are what the engines read. They are built by `scenarios.loader` from scenario
+files (which validates every value and reports the file and key path of a mistake); building
+them has no side effects. Units are in the field names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from .dists import Distribution
+
+Architecture = Literal["x86_64", "arm64"]
+ReusePolicy = Literal["mru", "newest", "random"]
+LoadBalancer = Literal["least_outstanding", "round_robin", "shared_queue"]
+ScalingMetric = Literal["cpu", "requests_per_instance"]
+
+REUSE_POLICIES = ("mru", "newest", "random")
+LOAD_BALANCERS = ("least_outstanding", "round_robin", "shared_queue")
+ARCHITECTURES = ("x86_64", "arm64")
+SCALING_METRICS = ("cpu", "requests_per_instance")
+
+
+@dataclass(frozen=True)
+class LambdaService:
+    """What one invocation costs in time.
+
+    warm_ms: handler duration of an invocation (ms), at this platform's memory size.
+    cold_init_ms: INIT phase of a new execution environment (ms), before its first invocation.
+    """
+
+    warm_ms: Distribution
+    cold_init_ms: Distribution
+
+
+@dataclass(frozen=True)
+class LambdaConfig:
+    """One AWS Lambda function configuration.
+
+    An execution environment serves one request at a time. A request takes an idle warm
+    environment (chosen by `reuse`), else starts a new one (a cold start) unless the concurrency
+    limit or the scaling rate is reached, in which case it is throttled (HTTP 429).
+    """
+
+    name: str
+    service: LambdaService
+    memory_mb: int = 1024
+    architecture: Architecture = "x86_64"
+    keep_alive_s: Union[float, Distribution] = 360.0
+    """Idle time after which an environment is reclaimed: seconds, or a distribution drawn per idle period."""
+    reuse: ReusePolicy = "mru"
+    concurrency_limit: int = 1000
+    """Maximum concurrent executions (AWS's default account quota is 1000)."""
+    scale_burst: int = 1000
+    """Scaling rate as a token bucket: at most this many new environments at once ..."""
+    scale_refill_per_s: float = 100.0
+    """... refilled continuously at this rate (AWS: 1000 environments per 10 s per function)."""
+    provisioned_concurrency: int = 0
+    init_billed: bool = True
+    """Bill the INIT phase of on-demand cold starts (AWS does since 2025-08-01)."""
+    timeout_s: float = 900.0
+    """Function timeout; an invocation running longer is stopped, billed in full and its environment discarded."""
+
+
+@dataclass(frozen=True)
+class EC2Service:
+    """service_ms: time one worker process takes to serve one request (ms) on this instance type."""
+
+    service_ms: Distribution
+
+
+@dataclass(frozen=True)
+class AutoscalingConfig:
+    """Target-tracking auto scaling of an EC2 fleet.
+
+    Every `metric_period_s` the metric is averaged over the period across in-service instances.
+    Scale out when it exceeds `target` for `scale_out_periods` consecutive periods, scale in when
+    it stays below `target * scale_in_ratio` for `scale_in_periods` periods; the desired fleet is
+    ceil(in_service * metric / target), clamped to [min, max]. After a scaling action no other
+    action for `cooldown_s`. A new instance is billed from launch and serves after `boot_s`.
+    """
+
+    min_instances: int
+    max_instances: int
+    target: float
+    boot_s: Distribution
+    metric: ScalingMetric = "cpu"
+    """cpu: busy-worker fraction (0..1); requests_per_instance: requests per instance per metric period."""
+    metric_period_s: float = 60.0
+    scale_out_periods: int = 3
+    scale_in_periods: int = 15
+    scale_in_ratio: float = 0.9
+    cooldown_s: float = 300.0
+    initial_instances: int | None = None
+
+
+@dataclass(frozen=True)
+class EC2Config:
+    """A fleet of EC2 instances, each running `workers_per_instance` processes, behind an ALB."""
+
+    name: str
+    service: EC2Service
+    instance_type: str = "c6i.large"
+    instances: int = 1
+    workers_per_instance: int = 2
+    load_balancer: LoadBalancer = "least_outstanding"
+    queue_limit: int = 2048
+    """Requests waiting per instance (gunicorn's default backlog is 2048); more are rejected (503).
+    With shared_queue it is the limit of the one shared queue."""
+    request_timeout_s: float = 60.0
+    """A request not answered within this time is a timeout (ALB's default idle timeout is 60 s);
+    its worker still serves it, as gunicorn does not know the client left."""
+    autoscaling: AutoscalingConfig | None = None
+    load_balancer_billed: bool = True
+    request_kb: float = 100.0
+    """Mean request body size, used to estimate the ALB's processed-bytes LCUs."""
+    response_kb: float = 2.0
+
+
+PlatformConfig = Union[LambdaConfig, EC2Config]
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """How to run: seed, window and output choices (not what is modelled)."""
+
+    seed: int = 0
+    warmup_s: float = 0.0
+    horizon_s: float | None = None
+    """End of the measured window (the trace's duration); None = the last arrival."""
+    records: bool = False
+    series_period_s: float = 60.0
+    extra: dict = field(default_factory=dict)
