@@ -1,0 +1,315 @@
+"""Calibration profiles: what was measured for one model, as distributions the simulator samples.
+
+A profile is a JSON file written by ``calibrate`` (or by hand) and read here, validated, into
+frozen dataclasses. Reading one has no side effects. Format, ``schema: servesim.profile/1``::
+
+    {"schema": "servesim.profile/1",
+     "model": {"name": "mobilenetv2", "sha256": "<64 hex digits of the ONNX file>"},
+     "measured": {"target": "local-lambda", "host": "...", "at": "2026-11-22T10:00:00Z",
+                  "versions": {"onnxruntime": "1.20"}, "table_sha256": "<hex>"},
+     "lambda": [{"memory_mb": 1024, "architecture": "x86_64",
+                 "warm_ms": <dist spec>, "cold_init_ms": <dist spec>, "max_memory_mb": 180}],
+     "server": [{"instance_type": "c6i.large", "workers": 2,
+                 "service_ms": <dist spec>, "boot_s": <dist spec, optional>,
+                 "throughput": [{"concurrency": 1, "rps": 150.0, "p50_ms": 6.5, "p99_ms": 9.1}]}]}
+
+Required: ``schema``, ``model.name``, ``measured.target``, and at least one entry in ``lambda``
+or ``server``. Optional: ``model.sha256`` (64 hex digits), ``measured.host``, ``measured.at``
+(ISO 8601), ``measured.versions`` (name → version string), ``measured.table_sha256`` (64 hex
+digits, the measurement table's Parquet file), ``max_memory_mb``, ``boot_s``, ``throughput``
+(points in increasing concurrency).
+
+A dist spec is the one of `sim.dists` (``{"dist": "lognorm", "s": 0.4, "scale": 95}``); units
+are in the key (``warm_ms`` in ms, ``boot_s`` in seconds). Inside a profile it may carry a
+``fit`` key with its goodness of fit (``{"n": 400, "ks": 0.03, "aic": 2710.5, "family_beaten":
+["gamma", "weibull_min"]}``): kept as metadata in the entry's ``fit`` (dist key → that mapping),
+not part of the distribution. An empirical ``file`` resolves relative to the profile's folder.
+
+Each (memory_mb, architecture) and each (instance_type, workers) appears at most once, so
+`Profile.lambda_entry` and `Profile.server_entry` are unambiguous.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .config import ARCHITECTURES
+from .dists import Distribution, parse_dist
+from .errors import ConfigError, check_keys
+
+__all__ = ["SCHEMA", "Profile", "ModelInfo", "Measurement", "LambdaEntry", "ServerEntry",
+           "ThroughputPoint", "load_profile", "profile_from_dict"]
+
+SCHEMA = "servesim.profile/1"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model measured: its name and the sha256 of its ONNX file (None if not recorded)."""
+
+    name: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Where and when: target (local-lambda, aws-lambda, local-server, ...), host, ISO time,
+    library versions, and the sha256 of the measurement table the fits came from."""
+
+    target: str
+    host: str | None = None
+    at: str | None = None
+    versions: Mapping[str, str] = field(default_factory=dict)
+    table_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class LambdaEntry:
+    """One measured Lambda configuration. warm_ms, cold_init_ms in ms; max_memory_mb in MB."""
+
+    memory_mb: int
+    architecture: str
+    warm_ms: Distribution
+    cold_init_ms: Distribution
+    max_memory_mb: float | None = None
+    fit: Mapping[str, Mapping] = field(default_factory=dict)
+    """Goodness of fit per distribution key (``{"warm_ms": {"n": .., "ks": .., ...}}``)."""
+
+
+@dataclass(frozen=True)
+class ThroughputPoint:
+    """Closed-loop load at `concurrency` clients: throughput (req/s) and latency percentiles (ms)."""
+
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass(frozen=True)
+class ServerEntry:
+    """One measured server configuration: `workers` processes on `instance_type`.
+
+    service_ms: one worker's time per request (ms); boot_s: launch to serving (s), if measured.
+    """
+
+    instance_type: str
+    workers: int
+    service_ms: Distribution
+    boot_s: Distribution | None = None
+    throughput: tuple[ThroughputPoint, ...] = ()
+    fit: Mapping[str, Mapping] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated calibration profile."""
+
+    path: Path | None
+    model: ModelInfo
+    measured: Measurement
+    lambdas: tuple[LambdaEntry, ...] = ()
+    servers: tuple[ServerEntry, ...] = ()
+
+    def lambda_entry(self, memory_mb: int, architecture: str) -> LambdaEntry | None:
+        """The entry measured at this memory size and architecture, or None."""
+        for entry in self.lambdas:
+            if entry.memory_mb == memory_mb and entry.architecture == architecture:
+                return entry
+        return None
+
+    def server_entry(self, instance_type: str, workers: int) -> ServerEntry | None:
+        """The entry measured on this instance type with this many workers, or None."""
+        for entry in self.servers:
+            if entry.instance_type == instance_type and entry.workers == workers:
+                return entry
+        return None
+
+    def describe_entries(self) -> str:
+        """The measured configurations, for error messages."""
+        parts = [f"lambda {e.memory_mb} MB {e.architecture}" for e in self.lambdas]
+        parts += [f"server {e.instance_type} with {e.workers} workers" for e in self.servers]
+        return "; ".join(parts) if parts else "no entries"
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+class _Reader:
+    """Typed access to one JSON object, errors naming the file and the key path."""
+
+    def __init__(self, data: Any, source: str | None, key: str, allowed: Iterable[str]):
+        if not isinstance(data, Mapping):
+            raise ConfigError(source, key or "(top level)", "a JSON object", data)
+        check_keys(data, allowed, source=source, key=key)
+        self.data, self.source, self.key = data, source, key
+
+    def path(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def has(self, name: str) -> bool:
+        return self.data.get(name) is not None
+
+    def get(self, name: str, required: bool) -> Any:
+        if name not in self.data or self.data[name] is None:
+            if required:
+                raise ConfigError(self.source, self.path(name), "a value (this key is required)")
+            return None
+        return self.data[name]
+
+    def text(self, name: str, required: bool = True) -> str | None:
+        v = self.get(name, required)
+        if v is not None and (not isinstance(v, str) or not v):
+            raise ConfigError(self.source, self.path(name), "a non-empty string", v)
+        return v
+
+    def sha256(self, name: str) -> str | None:
+        v = self.text(name, required=False)
+        if v is not None and not _HEX64.match(v):
+            raise ConfigError(self.source, self.path(name), "a sha256 digest (64 lowercase hex digits)", v)
+        return v
+
+    def integer(self, name: str, lo: int) -> int:
+        v = self.get(name, True)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(self.source, self.path(name), f"an integer >= {lo}", v)
+        return v
+
+    def number(self, name: str, lo: float = 0.0, required: bool = True) -> float | None:
+        v = self.get(name, required)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo:
+            raise ConfigError(self.source, self.path(name), f"a number >= {lo:g}", v)
+        return float(v)
+
+    def dist(self, name: str, base_dir: Path | None, fits: dict, required: bool = True) -> Distribution | None:
+        spec = self.get(name, required)
+        if spec is None:
+            return None
+        if isinstance(spec, Mapping) and "fit" in spec:
+            fit = spec["fit"]
+            if not isinstance(fit, Mapping):
+                raise ConfigError(self.source, f"{self.path(name)}.fit",
+                                  "a mapping of goodness-of-fit figures (n, ks, aic, family_beaten)", fit)
+            fits[name] = dict(fit)
+            spec = {k: v for k, v in spec.items() if k != "fit"}
+        return parse_dist(spec, source=self.source, key=self.path(name), base_dir=base_dir)
+
+
+def _items(data: Any, source: str | None, key: str) -> list:
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise ConfigError(source, key, "a list of entries", data)
+    return data
+
+
+def _lambda_entry(data: Any, source: str | None, key: str, base_dir: Path | None) -> LambdaEntry:
+    r = _Reader(data, source, key, ("memory_mb", "architecture", "warm_ms", "cold_init_ms", "max_memory_mb"))
+    arch = r.get("architecture", True)
+    if arch not in ARCHITECTURES:
+        raise ConfigError(source, r.path("architecture"), f"one of {', '.join(ARCHITECTURES)}", arch)
+    fits: dict = {}
+    return LambdaEntry(memory_mb=r.integer("memory_mb", 128), architecture=arch,
+                       warm_ms=r.dist("warm_ms", base_dir, fits), cold_init_ms=r.dist("cold_init_ms", base_dir, fits),
+                       max_memory_mb=r.number("max_memory_mb", required=False), fit=fits)
+
+
+def _throughput(data: Any, source: str | None, key: str) -> tuple[ThroughputPoint, ...]:
+    points = []
+    for i, item in enumerate(_items(data, source, key)):
+        r = _Reader(item, source, f"{key}[{i}]", ("concurrency", "rps", "p50_ms", "p99_ms"))
+        p = ThroughputPoint(r.integer("concurrency", 1), r.number("rps"), r.number("p50_ms"), r.number("p99_ms"))
+        if p.p99_ms < p.p50_ms:
+            raise ConfigError(source, r.path("p99_ms"), f"a value >= p50_ms ({p.p50_ms:g})", p.p99_ms)
+        if points and p.concurrency <= points[-1].concurrency:
+            raise ConfigError(source, r.path("concurrency"),
+                              f"points in increasing concurrency (the one before is {points[-1].concurrency})",
+                              p.concurrency)
+        points.append(p)
+    return tuple(points)
+
+
+def _server_entry(data: Any, source: str | None, key: str, base_dir: Path | None) -> ServerEntry:
+    r = _Reader(data, source, key, ("instance_type", "workers", "service_ms", "boot_s", "throughput"))
+    fits: dict = {}
+    return ServerEntry(instance_type=r.text("instance_type"), workers=r.integer("workers", 1),
+                       service_ms=r.dist("service_ms", base_dir, fits),
+                       boot_s=r.dist("boot_s", base_dir, fits, required=False),
+                       throughput=_throughput(r.data.get("throughput"), source, r.path("throughput")), fit=fits)
+
+
+def profile_from_dict(data: Any, *, source: str | None = "<profile>", path: Path | None = None,
+                      base_dir: Path | None = None) -> Profile:
+    """Validate a parsed profile; errors name `source` and the key path (``lambda[0].warm_ms.s``)."""
+    top = _Reader(data, source, "", ("schema", "model", "measured", "lambda", "server"))
+    schema = top.get("schema", True)
+    if schema != SCHEMA:
+        raise ConfigError(source, "schema", f"'{SCHEMA}' (a servesim calibration profile)", schema)
+    m = _Reader(top.get("model", True), source, "model", ("name", "sha256"))
+    model = ModelInfo(name=m.text("name"), sha256=m.sha256("sha256"))
+    w = _Reader(top.get("measured", True), source, "measured", ("target", "host", "at", "versions", "table_sha256"))
+    at = w.text("at", required=False)
+    if at is not None:
+        try:
+            datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(source, "measured.at", "an ISO 8601 time such as 2026-11-22T10:00:00Z", at) from None
+    versions = w.get("versions", False) or {}
+    if not isinstance(versions, Mapping) or not all(isinstance(v, str) for v in versions.values()):
+        raise ConfigError(source, "measured.versions", 'a mapping of names to version strings ({"onnxruntime": "1.20"})',
+                          versions)
+    measured = Measurement(target=w.text("target"), host=w.text("host", required=False), at=at,
+                           versions=dict(versions), table_sha256=w.sha256("table_sha256"))
+
+    lambdas = tuple(_lambda_entry(item, source, f"lambda[{i}]", base_dir)
+                    for i, item in enumerate(_items(top.data.get("lambda"), source, "lambda")))
+    servers = tuple(_server_entry(item, source, f"server[{i}]", base_dir)
+                    for i, item in enumerate(_items(top.data.get("server"), source, "server")))
+    if not lambdas and not servers:
+        raise ConfigError(source, "lambda", "at least one measured configuration in 'lambda' or 'server'")
+    seen: dict = {}
+    for i, e in enumerate(lambdas):
+        if seen.setdefault((e.memory_mb, e.architecture), i) != i:
+            raise ConfigError(source, f"lambda[{i}]", f"one entry per memory_mb and architecture "
+                              f"(lambda[{seen[(e.memory_mb, e.architecture)]}] has the same)")
+    seen = {}
+    for i, e in enumerate(servers):
+        if seen.setdefault((e.instance_type, e.workers), i) != i:
+            raise ConfigError(source, f"server[{i}]", f"one entry per instance_type and workers "
+                              f"(server[{seen[(e.instance_type, e.workers)]}] has the same)")
+    return Profile(path=path, model=model, measured=measured, lambdas=lambdas, servers=servers)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and validate a profile JSON file. Errors are `ConfigError` naming the file and key."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "", "an existing profile file (JSON)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "", f"a readable profile file ({exc})") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(source, f"line {exc.lineno}", f"valid JSON ({exc.msg})") from None
+    except ValueError as exc:  # a duplicate key
+        raise ConfigError(source, "", f"valid JSON without repeated keys ({exc})") from None
+    return profile_from_dict(data, source=source, path=path, base_dir=path.parent)

@@ -1,0 +1,68 @@
+"""The interface between traffic and the simulator: an `ArrivalSource`.
+
+An arrival source yields the arrival times of requests, in seconds from the start of the trace,
+as float64 arrays ("chunks"), so a month of traffic streams in flat memory. Its contract:
+
+- times are >= 0, non-decreasing within a chunk and across chunks, and ``< duration_s`` when
+  `duration_s` is set (the window is half-open: ``[0, duration_s)``);
+- `chunks` has no hidden state: each call builds a fresh ``numpy.random.Generator`` from the
+  seed it is given, so equal seeds give identical arrivals;
+- chunking does not change the arrivals: any `chunk_size` gives the same concatenation (sources
+  generate in internal blocks of a fixed size and re-cut them with `rechunk`).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Iterable, Iterator
+
+import numpy as np
+
+__all__ = ["ArrivalSource", "rechunk", "DEFAULT_CHUNK"]
+
+DEFAULT_CHUNK = 65536
+
+
+class ArrivalSource(ABC):
+    """A stream of arrival times (seconds, float64), cut into chunks."""
+
+    duration_s: float | None = None
+    """End of the trace's window (seconds); every arrival is < duration_s. None when unknown."""
+
+    @abstractmethod
+    def chunks(self, seed: np.random.SeedSequence, chunk_size: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
+        """Yield float64 arrays of at most `chunk_size` arrival times (none empty), in order."""
+
+    def arrivals(self, seed: np.random.SeedSequence) -> np.ndarray:
+        """All arrival times in one array (for short traces and tests; long ones should stream)."""
+        parts = list(self.chunks(seed))
+        return np.concatenate(parts) if parts else np.empty(0)
+
+
+def rechunk(blocks: Iterable[np.ndarray], chunk_size: int) -> Iterator[np.ndarray]:
+    """Re-cut a stream of arrays into arrays of exactly `chunk_size` (the last one may be shorter).
+
+    Empty input arrays are skipped and no empty array is yielded. The concatenation is unchanged.
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    buf: list[np.ndarray] = []
+    held = 0
+    for block in blocks:
+        if block.size == 0:
+            continue
+        if not buf and block.size == chunk_size:
+            yield block
+            continue
+        buf.append(block)
+        held += block.size
+        if held < chunk_size:
+            continue
+        joined = np.concatenate(buf) if len(buf) > 1 else buf[0]
+        full = held - held % chunk_size
+        for start in range(0, full, chunk_size):
+            yield joined[start:start + chunk_size]
+        rest = joined[full:]
+        buf = [rest] if rest.size else []
+        held = rest.size
+    if held:
+        yield np.concatenate(buf) if len(buf) > 1 else buf[0]

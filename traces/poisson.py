@@ -1,0 +1,51 @@
+"""Homogeneous Poisson arrivals: exponential gaps at a constant rate.
+
+Gaps are drawn exactly, never capped or truncated (a capped gap silently raises the rate and
+cuts the tail of idle periods, which is what decides Lambda cold starts). Arrivals are generated
+in blocks of a fixed size, so memory stays flat for any duration and the arrivals do not depend
+on the `chunk_size` a consumer asks for.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+
+from .base import DEFAULT_CHUNK, ArrivalSource, rechunk
+
+__all__ = ["Poisson"]
+
+_BLOCK = 65536  # gaps drawn per step; part of the stream's definition (changing it changes arrivals)
+
+
+class Poisson(ArrivalSource):
+    """Poisson process of rate `rate_rps` (requests/s) on the window ``[0, duration_s)``."""
+
+    def __init__(self, rate_rps: float, duration_s: float):
+        if isinstance(rate_rps, bool) or not isinstance(rate_rps, (int, float)) \
+                or not math.isfinite(rate_rps) or rate_rps <= 0:
+            raise ValueError(f"rate_rps must be a finite number > 0, got {rate_rps!r}")
+        if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) \
+                or not math.isfinite(duration_s) or duration_s <= 0:
+            raise ValueError(f"duration_s must be a finite number > 0, got {duration_s!r}")
+        self.rate_rps = float(rate_rps)
+        self.duration_s = float(duration_s)
+
+    def _blocks(self, seed: np.random.SeedSequence) -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        scale = 1.0 / self.rate_rps
+        t = 0.0
+        while True:
+            times = t + np.cumsum(rng.standard_exponential(_BLOCK) * scale)
+            if times[-1] >= self.duration_s:
+                yield times[:np.searchsorted(times, self.duration_s, side="left")]
+                return
+            yield times
+            t = float(times[-1])
+
+    def chunks(self, seed: np.random.SeedSequence, chunk_size: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
+        return rechunk(self._blocks(seed), chunk_size)
+
+    def __repr__(self) -> str:
+        return f"Poisson(rate_rps={self.rate_rps:g}, duration_s={self.duration_s:g})"

@@ -1,0 +1,103 @@
+"""The scenario's ``trace:`` mapping → an `ArrivalSource`.
+
+Kinds read now::
+
+    {kind: poisson, rate_rps: 50, duration: 4h}
+    {kind: list, times: [0.5, 1.2, 7], duration: 10}        # duration optional
+    {kind: file, path: arrivals.csv, column: t, duration: 1h}  # column, duration optional
+
+Durations are seconds or strings with a unit (``90s``, ``15m``, ``4h``, ``30d``). A file path
+resolves relative to `base_dir` (the folder of the scenario file). Every key is checked: an
+unknown one is an error that suggests the closest valid key.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from sim.errors import ConfigError, check_keys
+from sim.units import parse_duration_s
+
+from .base import ArrivalSource
+from .files import TimestampFile, TimestampList
+from .poisson import Poisson
+
+__all__ = ["parse_trace", "TRACE_KINDS"]
+
+_LATER = ("diurnal, mmpp, spike, ramp, renewal, azure2019, azure2021, azure_llm, superpose "
+          "come with the traces issue")
+
+
+def _mapping(spec: Any, source: str | None, key: str) -> Mapping:
+    if not isinstance(spec, Mapping):
+        raise ConfigError(source, key, "a mapping such as {kind: poisson, rate_rps: 50, duration: 4h}", spec)
+    return spec
+
+
+def _rate(value: Any, source: str | None, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(source, key, "a rate in requests per second (a number > 0)", value)
+    return float(value)
+
+
+def _poisson(spec: Mapping, source: str | None, key: str, base_dir: Path | None) -> ArrivalSource:
+    for required in ("rate_rps", "duration"):
+        if required not in spec:
+            raise ConfigError(source, f"{key}.{required}", f"a value (poisson needs '{required}')")
+    return Poisson(_rate(spec["rate_rps"], source, f"{key}.rate_rps"),
+                   parse_duration_s(spec["duration"], source=source, key=f"{key}.duration", allow_zero=False))
+
+
+def _duration_or_none(spec: Mapping, source: str | None, key: str) -> float | None:
+    if spec.get("duration") is None:
+        return None
+    return parse_duration_s(spec["duration"], source=source, key=f"{key}.duration", allow_zero=False)
+
+
+def _list(spec: Mapping, source: str | None, key: str, base_dir: Path | None) -> ArrivalSource:
+    if "times" not in spec:
+        raise ConfigError(source, f"{key}.times", "a list of arrival times in seconds")
+    return TimestampList(spec["times"], _duration_or_none(spec, source, key), source=source, key=f"{key}.times")
+
+
+def _file(spec: Mapping, source: str | None, key: str, base_dir: Path | None) -> ArrivalSource:
+    raw = spec.get("path")
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(source, f"{key}.path", "the path of a CSV or Parquet file of timestamps", raw)
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = (base_dir if base_dir is not None else Path.cwd()) / path
+    if not path.is_file():
+        raise ConfigError(source, f"{key}.path", "an existing CSV or Parquet file", str(path))
+    column = spec.get("column")
+    if column is not None and not isinstance(column, str):
+        raise ConfigError(source, f"{key}.column", "a column name (a string)", column)
+    return TimestampFile(path, column=column, duration_s=_duration_or_none(spec, source, key))
+
+
+_Builder = Callable[[Mapping, "str | None", str, "Path | None"], ArrivalSource]
+
+TRACE_KINDS: dict[str, tuple[tuple[str, ...], _Builder]] = {
+    "poisson": (("kind", "rate_rps", "duration"), _poisson),
+    "list": (("kind", "times", "duration"), _list),
+    "file": (("kind", "path", "column", "duration"), _file),
+}
+"""kind → (its keys, builder)."""
+
+
+def parse_trace(spec: Any, *, source: str | None, key: str = "trace", base_dir: Path | None) -> ArrivalSource:
+    """Build the arrival source a scenario's ``trace:`` mapping describes.
+
+    Errors are `ConfigError` naming `source` (the scenario file) and the key path under `key`;
+    a bad value inside a timestamp file names that file and its line or row.
+    """
+    spec = _mapping(spec, source, key)
+    kind = spec.get("kind")
+    if not isinstance(kind, str) or kind not in TRACE_KINDS:
+        known = ", ".join(TRACE_KINDS)
+        raise ConfigError(source, f"{key}.kind", f"one of {known} (more kinds — {_LATER})",
+                          *(() if "kind" not in spec else (kind,)))
+    allowed, build = TRACE_KINDS[kind]
+    check_keys(spec, allowed, source=source, key=key)
+    return build(spec, source, key, base_dir)
