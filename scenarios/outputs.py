@@ -1,0 +1,88 @@
+"""Writing outputs safely: every file appears whole or not at all (temp file + rename)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it is renamed onto `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | Path, data) -> None:
+    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class RecordWriter:
+    """Per-request records streamed into one Parquet file, renamed into place on `close`.
+
+    Use as a context manager; on an exception the partial file is removed.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._ctx = atomic_path(self.path)
+        self._tmp: Path | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def __enter__(self) -> "RecordWriter":
+        self._tmp = self._ctx.__enter__()
+        return self
+
+    def sink(self, platform: str):
+        """A callable taking one DataFrame of records of `platform`."""
+        def write(df: pd.DataFrame) -> None:
+            df = df.copy()
+            df.insert(0, "platform", platform)
+            df["status"] = df["status"].astype(str)
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self._tmp, table.schema)
+            self._writer.write_table(table.cast(self._writer.schema))
+            self.rows += len(df)
+        return write
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._writer is not None:
+            self._writer.close()
+        elif exc_type is None:
+            pq.write_table(pa.table({"platform": pa.array([], pa.string())}), self._tmp)
+        return self._ctx.__exit__(exc_type, exc, tb)
