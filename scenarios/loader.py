@@ -43,7 +43,7 @@ import yaml
 from sim.config import (ARCHITECTURES, LOAD_BALANCERS, REUSE_POLICIES, SCALING_METRICS, AutoscalingConfig,
                         EC2Config, EC2Service, LambdaConfig, LambdaService)
 from sim.dists import Constant, Distribution, parse_dist
-from sim.errors import ConfigError, check_keys
+from sim.errors import ConfigError, check_keys, read_user_file
 from sim.profile import Profile, load_profile
 from sim.units import parse_duration_s
 from traces.base import ArrivalSource
@@ -110,12 +110,7 @@ _Loader.add_implicit_resolver(
 
 
 def _read_yaml(path: Path, source: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(source, "", "an existing scenario file (YAML)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, "", f"a readable scenario file ({exc})") from None
+    text = read_user_file(path, "scenario file (YAML)")
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:

@@ -113,8 +113,8 @@ class EC2Config:
     its worker still serves it, as gunicorn does not know the client left."""
     autoscaling: AutoscalingConfig | None = None
     load_balancer_billed: bool = True
-    request_kb: float = 100.0
-    """Mean request body size, used to estimate the ALB's processed-bytes LCUs."""
+    request_kb: float = 10.0
+    """Mean request body size, used to estimate the ALB's processed-bytes LCUs (an image is ~100 KB)."""
     response_kb: float = 2.0
 
 

@@ -7,6 +7,7 @@ Programming errors stay ordinary exceptions.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 _MISSING = object()
@@ -50,3 +51,17 @@ def check_keys(data: Mapping, allowed: Iterable[str], *, source: str | None, key
         close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(source, path, f"a known key ({hint}valid keys here: {', '.join(allowed)})")
+
+
+def read_user_file(path: str | Path, what: str) -> str:
+    """The text of a file the user named; a missing or unreadable one is a ConfigError.
+
+    `what` describes the file for the message, e.g. "scenario file (YAML)".
+    """
+    source = str(path)
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "", f"an existing {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "", f"a readable {what} ({getattr(exc, 'strerror', None) or exc})") from None

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, read_user_file
 
 SCHEMA = "servesim.pricing/1"
 PACKAGED_FILE = "aws-us-east-1.yaml"
@@ -146,11 +146,7 @@ def load_pricing(path: str | Path | None = None) -> Pricing:
         ref = resources.files(__package__).joinpath("data", PACKAGED_FILE)
         source, text = str(ref), ref.read_text(encoding="utf-8")
     else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(source, "", f"a readable price file ({exc.strerror or exc})") from None
+        source, text = str(path), read_user_file(path, "price file (YAML)")
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

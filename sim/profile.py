@@ -40,7 +40,7 @@ from typing import Any, Iterable, Mapping
 
 from .config import ARCHITECTURES
 from .dists import Distribution, parse_dist
-from .errors import ConfigError, check_keys
+from .errors import ConfigError, check_keys, read_user_file
 
 __all__ = ["SCHEMA", "Profile", "ModelInfo", "Measurement", "LambdaEntry", "ServerEntry",
            "ThroughputPoint", "load_profile", "profile_from_dict"]
@@ -300,12 +300,7 @@ def load_profile(path: str | Path) -> Profile:
     """Read and validate a profile JSON file. Errors are `ConfigError` naming the file and key."""
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(source, "", "an existing profile file (JSON)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, "", f"a readable profile file ({exc})") from None
+    text = read_user_file(path, "profile file (JSON)")
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
