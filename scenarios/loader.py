@@ -45,13 +45,13 @@ from sim.config import (ARCHITECTURES, LOAD_BALANCERS, REUSE_POLICIES, SCALING_M
 from sim.dists import Constant, Distribution, parse_dist
 from sim.errors import ConfigError, check_keys, read_user_file
 from sim.profile import Profile, load_profile
+from sim.run import ENGINES
 from sim.units import parse_duration_s
 from traces.base import ArrivalSource
 from traces.spec import parse_trace
 
 __all__ = ["Scenario", "load_scenario", "scenario_from_dict", "ENGINES", "PLATFORM_KINDS"]
 
-ENGINES = ("auto", "simpy")
 PLATFORM_KINDS = ("lambda", "ec2")
 _TOP_KEYS = ("name", "seed", "warmup_s", "engine", "trace", "profile", "platforms", "sweep", "pricing")
 
