@@ -13,13 +13,30 @@ as float64 arrays ("chunks"), so a month of traffic streams in flat memory. Its 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["ArrivalSource", "rechunk", "DEFAULT_CHUNK"]
+__all__ = ["ArrivalSource", "Batch", "rechunk", "child_seed", "DEFAULT_CHUNK"]
 
 DEFAULT_CHUNK = 65536
+
+
+@dataclass
+class Batch:
+    """A chunk of arrivals with optional per-request attributes (e.g. token counts of an LLM trace).
+
+    Every array in `attrs` has the length of `times`.
+    """
+
+    times: np.ndarray
+    attrs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def child_seed(seed: np.random.SeedSequence, i: int) -> np.random.SeedSequence:
+    """The i-th independent child of `seed`, without mutating it (unlike `SeedSequence.spawn`)."""
+    return np.random.SeedSequence(entropy=seed.entropy, spawn_key=tuple(seed.spawn_key) + (i,))
 
 
 class ArrivalSource(ABC):
@@ -31,6 +48,23 @@ class ArrivalSource(ABC):
     @abstractmethod
     def chunks(self, seed: np.random.SeedSequence, chunk_size: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         """Yield float64 arrays of at most `chunk_size` arrival times (none empty), in order."""
+
+    attribute_names: tuple[str, ...] = ()
+    """Names of the per-request attributes `batches` yields (none for most sources)."""
+
+    def batches(self, seed: np.random.SeedSequence, chunk_size: int = DEFAULT_CHUNK) -> Iterator[Batch]:
+        """Like `chunks`, with per-request attributes; sources that have attributes override it."""
+        for times in self.chunks(seed, chunk_size):
+            yield Batch(times)
+
+    def notes(self) -> list[str]:
+        """Facts a user should know about this source: rows skipped on purpose (with counts),
+        caveats of the data. Sources that read files fill this in as they read."""
+        return []
+
+    def describe(self) -> dict:
+        """What this source is, as plain data (for `trace show` and saved results)."""
+        return {"source": repr(self)}
 
     def arrivals(self, seed: np.random.SeedSequence) -> np.ndarray:
         """All arrival times in one array (for short traces and tests; long ones should stream)."""

@@ -47,5 +47,20 @@ class Poisson(ArrivalSource):
     def chunks(self, seed: np.random.SeedSequence, chunk_size: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         return rechunk(self._blocks(seed), chunk_size)
 
+    def rate_at(self, t: np.ndarray) -> np.ndarray:
+        """Expected rate (req/s) at times t."""
+        return np.full(np.shape(t), self.rate_rps)
+
+    def expected_count(self, start_s: float = 0.0, end_s: float | None = None) -> float:
+        end = self.duration_s if end_s is None else min(end_s, self.duration_s)
+        return self.rate_rps * max(0.0, end - max(0.0, start_s))
+
+    def scaled(self, factor: float) -> "Poisson":
+        """The same process at `factor` times the rate."""
+        return Poisson(self.rate_rps * factor, self.duration_s)
+
+    def describe(self) -> dict:
+        return {"kind": "poisson", "rate_rps": self.rate_rps, "duration_s": self.duration_s}
+
     def __repr__(self) -> str:
         return f"Poisson(rate_rps={self.rate_rps:g}, duration_s={self.duration_s:g})"
