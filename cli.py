@@ -98,5 +98,114 @@ def simulate(scenario, as_json, records, plot_dir, out_dir, pricing_path, progre
         console.print(f"results: {out_dir}/results.json, series.csv, scenario.resolved.yaml")
 
 
+def _parse_params(pairs: tuple[str, ...]) -> dict:
+    """`-p key=value` pairs; values are YAML (numbers, lists, mappings), like in a scenario file."""
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="-p/--param")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise click.BadParameter(f"{key}: not a YAML value ({exc})", param_hint="-p/--param") from None
+    return out
+
+
+@main.group()
+def trace():
+    """Generate traffic traces and describe them (rates, burstiness, gaps).
+
+    \b
+    Examples:
+      servesim trace gen diurnal -p mean_rps=20 -p peak_to_mean=3 --duration 30d --out month.parquet
+      servesim trace show month.parquet --plot month.png
+    """
+
+
+@trace.command("gen")
+@click.argument("kind")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A parameter of the trace kind, as in a scenario's trace: (repeatable), e.g. -p rate_rps=50.")
+@click.option("--duration", help="Length of the trace: seconds or '90s', '15m', '4h', '30d'.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Scenario seed: the same arrivals a scenario with this seed simulates.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Parquet file to write (column t_s in seconds, plus attributes such as token counts).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal, for long runs).")
+@user_errors
+def trace_gen(kind, params, duration, seed, out, progress):
+    """Generate a trace of KIND (poisson, diurnal, mmpp, spike, ramp, renewal, ...) into a Parquet file.
+
+    \b
+    Examples:
+      servesim trace gen poisson -p rate_rps=50 --duration 4h --out steady.parquet
+      servesim trace gen mmpp -p rates_rps=[5,200] -p mean_sojourn_s=[600,60] --duration 1d --out bursty.parquet
+    """
+    from scenarios.progress import SimProgress
+    from scenarios.tracetools import generate, trace_from_params
+
+    source = trace_from_params(kind, _parse_params(params), duration, base_dir=Path.cwd())
+    with SimProgress(source.duration_s, enabled=progress) as prog:
+        n = generate(source, seed, out, progress=prog.task(f"generating {kind}"))
+    click.echo(f"wrote {n:,} arrivals over {source.duration_s:,.0f} s to {out}")
+    for note in source.notes():
+        click.echo(f"note: {note}")
+
+
+@trace.command("show")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--column", help="Timestamp column of a CSV/Parquet file (default: t_s, else the first).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG: rate over time and the histogram of gaps.")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal, for long runs).")
+@user_errors
+def trace_show(path, column, plot_path, as_json, progress):
+    """Describe the trace of a PATH: a scenario (.yaml) or a timestamp file (.csv, .parquet).
+
+    Requests, duration, mean and peak rates, index of dispersion at several windows, peak-to-mean.
+
+    \b
+    Examples:
+      servesim trace show scenarios/examples/classifier-50rps.yaml
+      servesim trace show month.parquet --plot month.png
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from scenarios.progress import SimProgress
+    from scenarios.report import plot_trace
+    from scenarios.tracetools import describe
+
+    with SimProgress(None, enabled=progress) as prog:
+        report = describe(path, column, progress_for=lambda src: prog.with_horizon(src.duration_s).task("reading"))
+    s = report.stats
+    if plot_path:
+        plot_trace(s, plot_path, title=report.name)
+    if as_json:
+        click.echo(json.dumps({"trace": report.name, **s.as_dict(), "notes": report.notes}, indent=2))
+        return
+    t = Table(title=f"trace: {report.name}", show_header=False, title_justify="left")
+    t.add_column(justify="left")
+    t.add_column(justify="right")
+    t.add_row("requests", f"{s.requests:,}")
+    t.add_row("duration", f"{s.duration_s:,.1f} s ({s.duration_s / 3600:,.2f} h)")
+    t.add_row("mean rate", f"{s.mean_rps:,.4g} req/s ({60 * s.mean_rps:,.4g} per minute)")
+    t.add_row("peak rate, busiest second", f"{s.peak_rps_1s:,.0f} req/s")
+    t.add_row("peak rate, busiest minute", f"{s.peak_rps_1min:,.4g} req/s ({60 * s.peak_rps_1min:,.0f} per minute)")
+    t.add_row("peak-to-mean (minute)", f"{s.peak_to_mean:.3g}")
+    for w, v in s.dispersion.items():
+        t.add_row(f"index of dispersion, {w} s windows", f"{v:.3g}")
+    console = Console()
+    console.print(t)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    if plot_path:
+        console.print(f"plot: {plot_path}")
+
+
 if __name__ == "__main__":
     main()

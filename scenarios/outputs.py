@@ -50,10 +50,10 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-class RecordWriter:
-    """Per-request records streamed into one Parquet file, renamed into place on `close`.
+class ParquetStream:
+    """Tables streamed into one Parquet file, renamed into place when the `with` block succeeds.
 
-    Use as a context manager; on an exception the partial file is removed.
+    On an exception the partial file is removed. The first table fixes the schema.
     """
 
     def __init__(self, path: str | Path):
@@ -63,9 +63,27 @@ class RecordWriter:
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0
 
-    def __enter__(self) -> "RecordWriter":
+    def __enter__(self) -> "ParquetStream":
         self._tmp = self._ctx.__enter__()
         return self
+
+    def write(self, df: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, table.schema)
+        self._writer.write_table(table.cast(self._writer.schema))
+        self.rows += len(df)
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._writer is not None:
+            self._writer.close()
+        elif exc_type is None:
+            pq.write_table(pa.table({}), self._tmp)
+        return self._ctx.__exit__(exc_type, exc, tb)
+
+
+class RecordWriter(ParquetStream):
+    """Per-request records of several platforms in one Parquet file (a `platform` column first)."""
 
     def sink(self, platform: str):
         """A callable taking one DataFrame of records of `platform`."""
@@ -73,16 +91,5 @@ class RecordWriter:
             df = df.copy()
             df.insert(0, "platform", platform)
             df["status"] = df["status"].astype(str)
-            table = pa.Table.from_pandas(df, preserve_index=False)
-            if self._writer is None:
-                self._writer = pq.ParquetWriter(self._tmp, table.schema)
-            self._writer.write_table(table.cast(self._writer.schema))
-            self.rows += len(df)
+            self.write(df)
         return write
-
-    def __exit__(self, exc_type, exc, tb):
-        if self._writer is not None:
-            self._writer.close()
-        elif exc_type is None:
-            pq.write_table(pa.table({"platform": pa.array([], pa.string())}), self._tmp)
-        return self._ctx.__exit__(exc_type, exc, tb)

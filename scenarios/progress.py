@@ -5,7 +5,6 @@ is not) and shows the simulated request rate and the ETA.
 """
 from __future__ import annotations
 
-import sys
 import time
 
 from rich.console import Console
@@ -35,7 +34,16 @@ class SimProgress:
             self._progress.stop()
         return False
 
+    def with_horizon(self, horizon_s: float | None) -> "SimProgress":
+        """Set the bar's total (simulated seconds) once it is known."""
+        self.horizon_s = horizon_s
+        return self
+
     def for_platform(self, cfg):
+        return self.task(f"simulating {cfg.name}")
+
+    def task(self, description: str):
+        """A callback (n_requests, sim_time_s) for one bar, or None when progress is off."""
         if not self.enabled or not self.horizon_s:
             return None
         state = {"task": None, "n": 0, "t0": time.perf_counter()}
@@ -49,13 +57,10 @@ class SimProgress:
                 self._progress.start()
                 self._started = True
             if state["task"] is None:
-                state["task"] = self._progress.add_task(f"simulating {cfg.name}", total=self.horizon_s, rate="")
+                state["task"] = self._progress.add_task(description, total=self.horizon_s, rate="")
             rate = state["n"] / max(now - state["t0"], 1e-9)
             self._progress.update(state["task"], completed=min(sim_time_s, self.horizon_s),
                                   rate=f"{rate:,.0f} req/s")
 
         return update
 
-
-def is_interactive() -> bool:
-    return sys.stderr.isatty()

@@ -11,6 +11,7 @@ import numpy as np
 from rich.table import Table
 
 from sim.run import PlatformResult
+from traces.stats import GAP_EDGES_S, TraceStats
 
 from .outputs import atomic_path
 
@@ -93,6 +94,41 @@ def plot_instances(results: Sequence[PlatformResult], path: str | Path, title: s
     ax2.set_yscale("log")
     ax2.set_ylabel("p99 latency per minute (ms)")
     ax2.set_xlabel("hours after warm-up")
+    ax2.grid(True, which="both", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_trace(stats: TraceStats, path: str | Path, title: str = "") -> Path:
+    """Rate over time (per minute) and the histogram of gaps between arrivals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6.5))
+    per_min = stats.per_minute() / 60.0
+    hours = np.arange(per_min.size) / 60.0
+    if hours.size and hours[-1] > 72:
+        ax1.plot(hours / 24.0, per_min, lw=0.6)
+        ax1.set_xlabel("days")
+    else:
+        ax1.plot(hours, per_min, lw=0.8)
+        ax1.set_xlabel("hours")
+    ax1.axhline(stats.mean_rps, color="grey", ls=":", lw=0.8, label=f"mean {stats.mean_rps:.3g} req/s")
+    ax1.set_ylim(bottom=0)
+    ax1.set_ylabel("arrivals per second\n(per-minute mean)")
+    ax1.set_title(title or "Arrival rate")
+    ax1.legend(fontsize=8)
+    ax1.grid(True, alpha=0.3)
+    inner = stats.gap_counts[1:-1]
+    centers = np.sqrt(GAP_EDGES_S[:-1] * GAP_EDGES_S[1:])
+    if inner.sum():
+        nz = np.flatnonzero(inner)
+        lo, hi = nz[0], nz[-1] + 1
+        ax2.bar(centers[lo:hi], inner[lo:hi] / inner.sum(), width=np.diff(GAP_EDGES_S)[lo:hi], align="center")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("gap between consecutive arrivals (s, log scale)")
+    ax2.set_ylabel("fraction of gaps")
     ax2.grid(True, which="both", alpha=0.3)
     return _save(fig, path)
 
