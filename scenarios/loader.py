@@ -40,8 +40,17 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from sim.config import (ARCHITECTURES, LOAD_BALANCERS, REUSE_POLICIES, SCALING_METRICS, AutoscalingConfig,
-                        EC2Config, EC2Service, LambdaConfig, LambdaService)
+from sim.config import (
+    ARCHITECTURES,
+    LOAD_BALANCERS,
+    REUSE_POLICIES,
+    SCALING_METRICS,
+    AutoscalingConfig,
+    EC2Config,
+    EC2Service,
+    LambdaConfig,
+    LambdaService,
+)
 from sim.dists import Constant, Distribution, parse_dist
 from sim.errors import ConfigError, check_keys, read_user_file
 from sim.profile import Profile, load_profile

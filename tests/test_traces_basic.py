@@ -226,10 +226,89 @@ def test_parquet_bad_rows_name_row_and_column(tmp_path):
     with pytest.raises(ConfigError) as err:
         TimestampFile(path).arrivals(seed())
     assert "bad.parquet" in str(err.value) and "row 2" in str(err.value) and "'ts'" in str(err.value)
+    durations = tmp_path / "durations.parquet"
+    pd.DataFrame({"ts": pd.to_timedelta([1, 2], unit="s")}).to_parquet(durations)
+    with pytest.raises(ConfigError, match="seconds .numbers. or of datetimes"):
+        TimestampFile(durations)
+
+
+# -- files of datetimes ----------------------------------------------------------------------------
+
+def test_csv_iso_datetimes_become_seconds_since_the_first(tmp_path):
+    # 7 fractional digits (the Azure LLM traces' format): 100 ns steps are kept exactly
+    path = write_csv(tmp_path / "dt.csv", ["2023-11-16 18:17:03.9799600,a", "2023-11-16 18:17:04.0000001,b",
+                                           "2023-11-16 19:17:03.9799600,c"])
+    source = TimestampFile(path, column="t")
+    assert source.unit == "datetime"
+    times = source.arrivals(seed())
+    assert times[0] == 0.0
+    assert times[1] == pytest.approx(0.0200401, abs=1e-12)
+    assert times[2] == 3600.0
+    assert source.duration_s > 3600.0 and source.duration_s == pytest.approx(3600.0)
+    assert source.describe()["origin"] == "2023-11-16T18:17:03.979960+00:00"
+    assert TimestampFile(path, column="t", duration_s=60).arrivals(seed()).size == 2
+
+
+def test_csv_datetimes_with_offsets_and_naive_as_utc(tmp_path):
+    path = write_csv(tmp_path / "tz.csv", ["2023-11-16T18:00:00+02:00", "2023-11-16 16:00:01",
+                                           "2023-11-16T16:00:02Z", "2023-11-16T11:00:03-05:00"], header="t")
+    assert TimestampFile(path).arrivals(seed()).tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_datetime_origin_as_string_datetime_or_date(tmp_path):
+    import datetime as dt
+
+    path = write_csv(tmp_path / "o.csv", ["2023-11-16 00:00:10", "2023-11-16 00:01:00"], header="t")
+    for origin in ("2023-11-16", "2023-11-16T02:00:00+02:00", dt.date(2023, 11, 16),
+                   dt.datetime(2023, 11, 16, 0, 0, 0)):
+        assert TimestampFile(path, origin=origin).arrivals(seed()).tolist() == [10.0, 60.0]
+    with pytest.raises(ConfigError, match=r"line 2, column 't'.*not before the origin"):
+        TimestampFile(path, origin="2023-11-16 00:00:30").arrivals(seed())
+    with pytest.raises(ConfigError, match="origin: expected an ISO-8601"):
+        TimestampFile(path, origin="soon")
+    seconds = write_csv(tmp_path / "s.csv", ["1", "2"], header="t")
+    with pytest.raises(ConfigError, match="origin applies to a column of datetimes"):
+        TimestampFile(seconds, origin="2023-11-16")
+
+
+@pytest.mark.parametrize("rows,line,expected", [
+    (["2023-11-16 00:00:00", "2023-11-16 25:00:00"], "line 3", "ISO-8601"),
+    (["2023-11-16 00:00:00", "17"], "line 3", "ISO-8601"),
+    (["2023-11-16 00:00:02", "2023-11-16 00:00:01"], "line 3", "non-decreasing"),
+    (["yesterday", "2023-11-16 00:00:01"], "line 2", "or an ISO-8601"),
+])
+def test_csv_bad_datetimes_name_the_line(tmp_path, rows, line, expected):
+    path = write_csv(tmp_path / "bad.csv", rows, header="t")
+    with pytest.raises(ConfigError) as err:
+        TimestampFile(path).arrivals(seed())
+    msg = str(err.value)
+    assert "bad.csv" in msg and line in msg and expected in msg
+
+
+def test_csv_headerless_datetimes_are_refused(tmp_path):
+    path = tmp_path / "nohead.csv"
+    path.write_text("2023-11-16 00:00:00\n2023-11-16 00:00:01\n")
+    with pytest.raises(ConfigError, match="header row"):
+        TimestampFile(path)
+
+
+def test_parquet_datetime_columns(tmp_path):
+    naive = tmp_path / "naive.parquet"
+    stamps = pd.to_datetime(["2026-01-01 00:00:00", "2026-01-01 00:00:01.5"], format="ISO8601")
+    pd.DataFrame({"ts": stamps}).to_parquet(naive)
+    assert TimestampFile(naive).arrivals(seed()).tolist() == [0.0, 1.5]
+    aware = tmp_path / "aware.parquet"
+    pd.DataFrame({"ts": pd.to_datetime(["2026-01-01 02:00:00", "2026-01-01 02:00:04"]).tz_localize("Europe/Paris")}
+                 ).to_parquet(aware)
+    assert TimestampFile(aware, origin="2026-01-01T00:59:58Z").arrivals(seed()).tolist() == [2.0, 6.0]
     dates = tmp_path / "dates.parquet"
-    pd.DataFrame({"ts": pd.to_datetime(["2026-01-01", "2026-01-02"])}).to_parquet(dates)
-    with pytest.raises(ConfigError, match="datetime"):
-        TimestampFile(dates)
+    pd.DataFrame({"ts": pd.to_datetime(["2026-01-01", "2026-01-02"]).date}).to_parquet(dates)
+    source = TimestampFile(dates)
+    assert source.arrivals(seed()).tolist() == [0.0, 86400.0] and source.duration_s > 86400.0
+    text = tmp_path / "text.parquet"
+    pd.DataFrame({"ts": ["2026-01-01T00:00:00", "2026-01-01T00:00:00.25", "oops"]}).to_parquet(text)
+    with pytest.raises(ConfigError, match=r"row 2 .*'ts'.*ISO-8601"):
+        TimestampFile(text).arrivals(seed())
 
 
 # -- specs -----------------------------------------------------------------------------------------
@@ -251,7 +330,7 @@ def test_parse_trace_kinds(tmp_path):
     ({"kind": "poisson", "rate_rps": 3}, "trace.duration", "poisson needs 'duration'"),
     ({"kind": "poisson", "rate_rps": 3, "duration": "soon"}, "trace.duration", "duration"),
     ({"kind": "poisson", "rate": 3, "duration": 10}, "trace.rate", "did you mean 'rate_rps'"),
-    ({"kind": "diurnal", "mean_rps": 3}, "trace.kind", "come with the traces issue"),
+    ({"kind": "weibull", "mean_rps": 3}, "trace.kind", "diurnal, mmpp, spike, ramp, renewal"),
     ({"rate_rps": 3}, "trace.kind", "poisson, list, file"),
     ({"kind": "file", "path": "missing.csv"}, "trace.path", "existing"),
     ({"kind": "list", "times": [3, 1]}, "trace.times[1]", "non-decreasing"),

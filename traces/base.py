@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["ArrivalSource", "Batch", "rechunk", "child_seed", "DEFAULT_CHUNK"]
+__all__ = ["ArrivalSource", "Batch", "rechunk", "rechunk_batches", "child_seed", "DEFAULT_CHUNK"]
 
 DEFAULT_CHUNK = 65536
 
@@ -77,8 +77,7 @@ def rechunk(blocks: Iterable[np.ndarray], chunk_size: int) -> Iterator[np.ndarra
 
     Empty input arrays are skipped and no empty array is yielded. The concatenation is unchanged.
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+    check_chunk_size(chunk_size)
     buf: list[np.ndarray] = []
     held = 0
     for block in blocks:
@@ -100,3 +99,50 @@ def rechunk(blocks: Iterable[np.ndarray], chunk_size: int) -> Iterator[np.ndarra
         held = rest.size
     if held:
         yield np.concatenate(buf) if len(buf) > 1 else buf[0]
+
+
+def check_chunk_size(chunk_size: Any) -> None:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
+
+
+def concat_batches(parts: list[Batch], names: Sequence[str]) -> Batch:
+    if len(parts) == 1:
+        return parts[0]
+    return Batch(np.concatenate([p.times for p in parts]),
+                 {n: np.concatenate([p.attrs[n] for p in parts]) for n in names})
+
+
+def slice_batch(b: Batch, start: int, stop: int) -> Batch:
+    return Batch(b.times[start:stop], {n: v[start:stop] for n, v in b.attrs.items()})
+
+
+def rechunk_batches(batches: Iterable[Batch], chunk_size: int, names: Sequence[str]) -> Iterator[Batch]:
+    """`rechunk` for batches: exactly `chunk_size` arrivals each (the last may be fewer), none
+    empty, attributes cut with their times. The concatenation is unchanged."""
+    check_chunk_size(chunk_size)
+    if not names:
+        for times in rechunk((b.times for b in batches), chunk_size):
+            yield Batch(times)
+        return
+    buf: list[Batch] = []
+    held = 0
+    for b in batches:
+        n = b.times.size
+        if n == 0:
+            continue
+        if not buf and n == chunk_size:
+            yield b
+            continue
+        buf.append(b)
+        held += n
+        if held < chunk_size:
+            continue
+        joined = concat_batches(buf, names)
+        full = held - held % chunk_size
+        for start in range(0, full, chunk_size):
+            yield slice_batch(joined, start, start + chunk_size)
+        buf = [slice_batch(joined, full, held)] if held > full else []
+        held -= full
+    if held:
+        yield concat_batches(buf, names)

@@ -16,63 +16,16 @@ every child has them, and are None otherwise (a replayed file has neither).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .base import DEFAULT_CHUNK, ArrivalSource, Batch, child_seed, rechunk
+from .base import DEFAULT_CHUNK, ArrivalSource, Batch, child_seed, concat_batches, rechunk_batches, slice_batch
 
 __all__ = ["Superpose", "Thinned", "Scaled", "Shifted", "Window"]
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-def _check_chunk_size(chunk_size: Any) -> None:
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
-
-
-def _concat(parts: list[Batch], names: Sequence[str]) -> Batch:
-    if len(parts) == 1:
-        return parts[0]
-    return Batch(np.concatenate([p.times for p in parts]),
-                 {n: np.concatenate([p.attrs[n] for p in parts]) for n in names})
-
-
-def _slice(b: Batch, start: int, stop: int) -> Batch:
-    return Batch(b.times[start:stop], {n: v[start:stop] for n, v in b.attrs.items()})
-
-
-def _rebatch(batches: Iterable[Batch], chunk_size: int, names: Sequence[str]) -> Iterator[Batch]:
-    """`rechunk` for batches: exactly `chunk_size` arrivals each (the last may be fewer), none
-    empty, attributes cut with their times. The concatenation is unchanged."""
-    _check_chunk_size(chunk_size)
-    if not names:
-        for times in rechunk((b.times for b in batches), chunk_size):
-            yield Batch(times)
-        return
-    buf: list[Batch] = []
-    held = 0
-    for b in batches:
-        n = b.times.size
-        if n == 0:
-            continue
-        if not buf and n == chunk_size:
-            yield b
-            continue
-        buf.append(b)
-        held += n
-        if held < chunk_size:
-            continue
-        joined = _concat(buf, names)
-        full = held - held % chunk_size
-        for start in range(0, full, chunk_size):
-            yield _slice(joined, start, start + chunk_size)
-        buf = [_slice(joined, full, held)] if held > full else []
-        held -= full
-    if held:
-        yield _concat(buf, names)
-
 
 def _read(source: ArrivalSource, seed: np.random.SeedSequence, attrs: bool) -> Iterator[Batch]:
     """A child's arrivals as batches (with attributes only when asked), in DEFAULT_CHUNK pieces."""
@@ -107,10 +60,10 @@ class _Wrapper(ArrivalSource):
         raise NotImplementedError
 
     def chunks(self, seed: np.random.SeedSequence, chunk_size: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
-        return (b.times for b in _rebatch(self._stream(seed, False), chunk_size, ()))
+        return (b.times for b in rechunk_batches(self._stream(seed, False), chunk_size, ()))
 
     def batches(self, seed: np.random.SeedSequence, chunk_size: int = DEFAULT_CHUNK) -> Iterator[Batch]:
-        return _rebatch(self._stream(seed, True), chunk_size, self.attribute_names)
+        return rechunk_batches(self._stream(seed, True), chunk_size, self.attribute_names)
 
 
 # -- superposition ---------------------------------------------------------------------------------
@@ -169,7 +122,7 @@ class Superpose(_Wrapper):
                 return
             if len(iters) == 1:  # one child left: pass it through
                 (i,) = iters
-                yield _slice(bufs[i], pos[i], bufs[i].times.size)
+                yield slice_batch(bufs[i], pos[i], bufs[i].times.size)
                 for b in iters[i]:
                     yield self._normalised(b, attrs)
                 return
@@ -183,12 +136,12 @@ class Superpose(_Wrapper):
                 side = "right" if i <= first_at_h else "left"
                 stop = pos[i] + int(np.searchsorted(b.times[pos[i]:], h, side=side))
                 if stop > pos[i]:
-                    parts.append(_slice(b, pos[i], stop))
+                    parts.append(slice_batch(b, pos[i], stop))
                     pos[i] = stop
             if len(parts) == 1:
                 yield parts[0]
                 continue
-            joined = _concat(parts, names)
+            joined = concat_batches(parts, names)
             order = np.argsort(joined.times, kind="stable")  # parts are in index order: ties stay so
             yield Batch(joined.times[order], {n: v[order] for n, v in joined.attrs.items()})
 

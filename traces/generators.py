@@ -36,8 +36,20 @@ import numpy as np
 from sim.dists import Distribution
 
 from .base import DEFAULT_CHUNK, ArrivalSource, child_seed, rechunk
-from .nhpp import (BLOCK, DAY_S, NHPP, SLACK, PiecewiseLinear, Span, make_span, nonneg_number, positive_number,
-                   rate_array, rescaled_blocks, scale_factor)
+from .nhpp import (
+    BLOCK,
+    DAY_S,
+    NHPP,
+    SLACK,
+    PiecewiseLinear,
+    Span,
+    make_span,
+    nonneg_number,
+    positive_number,
+    rate_array,
+    rescaled_blocks,
+    scale_factor,
+)
 
 __all__ = ["Diurnal", "MMPP", "SpikeShape", "Spike", "Ramp", "Renewal"]
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from .base import DEFAULT_CHUNK, ArrivalSource, child_seed, rechunk
+from .base import DEFAULT_CHUNK, ArrivalSource, rechunk
 
 BLOCK = 65536
 """Exponentials (or gaps) drawn per step; part of the streams' definition (changing it changes

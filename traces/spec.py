@@ -9,7 +9,7 @@ Kinds::
     {kind: ramp, start_rps: 1, end_rps: 100, duration: 2h}
     {kind: renewal, gap_s: {dist: weibull_min, c: 0.6, scale: 0.05}, duration: 1h}
     {kind: list, times: [0.5, 1.2, 7], duration: 10}           # duration optional
-    {kind: file, path: arrivals.csv, column: t, duration: 1h}     # column, duration optional
+    {kind: file, path: arrivals.csv, column: t, duration: 1h}     # seconds or ISO datetimes (origin: ...)
     {kind: azure2019, ...}  {kind: azure2021, ...}  {kind: azure_llm, ...}   (traces.azure)
 
 Composition, on any of them::
@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from sim.errors import ConfigError, check_keys
 from sim.units import parse_duration_s
 
+from .azure import KINDS as AZURE_KINDS
 from .base import ArrivalSource
 from .compose import Scaled, Shifted, Superpose
-from .files import TimestampFile, TimestampList
+from .files import TimestampFile, TimestampList, parse_origin_ns
 from .generator_specs import KINDS as GENERATOR_KINDS
 from .poisson import Poisson
 
@@ -84,7 +85,10 @@ def _file(spec: Mapping, source: str | None, key: str, base_dir: Path | None) ->
     column = spec.get("column")
     if column is not None and not isinstance(column, str):
         raise ConfigError(source, f"{key}.column", "a column name (a string)", column)
-    return TimestampFile(path, column=column, duration_s=_duration_or_none(spec, source, key))
+    origin = spec.get("origin")
+    if origin is not None:
+        parse_origin_ns(origin, source, f"{key}.origin")  # a bad one is named in the scenario file
+    return TimestampFile(path, column=column, duration_s=_duration_or_none(spec, source, key), origin=origin)
 
 
 _Builder = Callable[[Mapping, "str | None", str, "Path | None"], ArrivalSource]
@@ -92,8 +96,9 @@ _Builder = Callable[[Mapping, "str | None", str, "Path | None"], ArrivalSource]
 TRACE_KINDS: dict[str, tuple[tuple[str, ...], _Builder]] = {
     "poisson": (("kind", "rate_rps", "duration"), _poisson),
     "list": (("kind", "times", "duration"), _list),
-    "file": (("kind", "path", "column", "duration"), _file),
+    "file": (("kind", "path", "column", "duration", "origin"), _file),
     **GENERATOR_KINDS,
+    **AZURE_KINDS,
 }
 """kind → (its keys, builder)."""
 

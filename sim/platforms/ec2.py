@@ -25,7 +25,7 @@ import numpy as np
 
 from ..billing import Cost, ec2_cost
 from ..config import EC2Config
-from ..metrics import OK, REJECTED, TIMEOUT
+from ..metrics import REJECTED, TIMEOUT
 from ..pricing import Pricing
 from ..streams import RequestDraws
 from ..tally import LevelTally
