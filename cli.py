@@ -87,6 +87,8 @@ def simulate(scenario, as_json, records, plot_dir, out_dir, pricing_path, progre
     window_h = run.results[0].summary["horizon_s"] / 3600 if run.results else 0
     console.print(comparison_table(run.results, title=f"{sc.name} — {window_h:.2f} h simulated after warm-up, "
                                                        f"seed {sc.seed}, {run.wall_s:.1f} s"))
+    for note in sc.trace.notes():
+        console.print(f"[dim]trace:[/] {note}", highlight=False)
     if sc.sweep:
         console.print("[yellow]note:[/] this scenario has a sweep: section; `simulate` runs its base configuration "
                       "only (sweeps are not part of this version).")
@@ -186,7 +188,8 @@ def trace_show(path, column, plot_path, as_json, progress):
     if plot_path:
         plot_trace(s, plot_path, title=report.name)
     if as_json:
-        click.echo(json.dumps({"trace": report.name, **s.as_dict(), "notes": report.notes}, indent=2))
+        click.echo(json.dumps({"trace": report.name, **s.as_dict(), "durations_ms": report.durations_ms,
+                               "notes": report.notes}, indent=2))
         return
     t = Table(title=f"trace: {report.name}", show_header=False, title_justify="left")
     t.add_column(justify="left")
@@ -199,6 +202,9 @@ def trace_show(path, column, plot_path, as_json, progress):
     t.add_row("peak-to-mean (minute)", f"{s.peak_to_mean:.3g}")
     for w, v in s.dispersion.items():
         t.add_row(f"index of dispersion, {w} s windows", f"{v:.3g}")
+    if report.durations_ms:
+        d = report.durations_ms
+        t.add_row("durations (ms): mean, p50, p99", f"{d['mean']:.4g}, {d['p50']:.4g}, {d['p99']:.4g}")
     console = Console()
     console.print(t)
     for note in report.notes:

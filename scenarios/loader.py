@@ -18,7 +18,8 @@ Each platform has ``kind: lambda`` or ``kind: ec2`` and the fields of `sim.confi
 or `sim.config.EC2Config` (EC2 auto scaling: ``autoscaling: {min, max, target, metric,
 metric_period_s, scale_out_periods, scale_in_periods, scale_in_ratio, cooldown_s, boot_s,
 initial}``). Omitted fields take the dataclass defaults. Service times: each key of an inline
-``service:`` wins; missing ones come from the profile entry with the same memory_mb and
+``service:`` wins (a distribution spec, or ``trace`` for the trace's own durations: Azure
+traces with durations); missing ones come from the profile entry with the same memory_mb and
 architecture (Lambda) or instance_type and ``workers == workers_per_instance`` (EC2). That EC2
 entry's ``boot_s`` is the default ``autoscaling.boot_s``. With autoscaling, ``instances`` (or
 ``autoscaling.initial``) is the initial fleet size, by default ``min``.
@@ -62,6 +63,8 @@ from traces.spec import parse_trace
 __all__ = ["Scenario", "load_scenario", "scenario_from_dict", "ENGINES", "PLATFORM_KINDS"]
 
 PLATFORM_KINDS = ("lambda", "ec2")
+FROM_TRACE = "trace"
+"""A service time given as `trace` is the trace's own duration distribution (Azure traces)."""
 _TOP_KEYS = ("name", "seed", "warmup_s", "engine", "trace", "profile", "platforms", "sweep", "pricing")
 
 
@@ -135,6 +138,7 @@ def _read_yaml(path: Path, source: str) -> Any:
 class _Ctx:
     source: str | None
     base_dir: Path
+    trace: ArrivalSource | None = None
 
     def resolve(self, value: Any, key: str, what: str) -> Path:
         """An existing file named relative to the scenario's folder."""
@@ -204,6 +208,12 @@ def _duration(lo: float = 0.0, hi: float | None = None, *, strict: bool = False)
 
 
 def _dist(v: Any, ctx: _Ctx, key: str) -> Distribution:
+    if v == FROM_TRACE:
+        durations = getattr(ctx.trace, "duration_distribution", None)
+        if durations is None:
+            raise ConfigError(ctx.source, key, "a distribution ('trace' takes the durations of a trace that has "
+                              "them: azure2019 with durations, azure2021)", v)
+        return durations()
     return parse_dist(v, source=ctx.source, key=key, base_dir=ctx.base_dir)
 
 
@@ -440,6 +450,7 @@ def _build(data: Any, source: str | None, base_dir: Path, path: Path | None) -> 
     if trace.duration_s is not None and warmup_s >= trace.duration_s:
         raise ConfigError(source, "warmup_s", f"a warm-up shorter than the trace ({trace.duration_s:g} s)",
                           data.get("warmup_s"))
+    ctx = dataclasses.replace(ctx, trace=trace)
     profile = _ProfileRef(data, ctx)
     platforms = _platforms(data["platforms"], ctx, profile)
     pricing = ctx.resolve(data["pricing"], "pricing", "a pricing file (YAML)") if "pricing" in data else None

@@ -55,6 +55,22 @@ class TraceReport:
     source: ArrivalSource
     stats: TraceStats
     notes: list[str]
+    durations_ms: dict | None = None
+    """Percentiles of the trace's own duration distribution, where it has one (Azure traces)."""
+
+
+def duration_summary(source: ArrivalSource) -> dict | None:
+    """p1..p100 of the source's duration distribution (ms), or None when it has none."""
+    get = getattr(source, "duration_distribution", None)
+    if get is None:
+        return None
+    try:
+        d = get()
+    except ConfigError:  # e.g. an Azure 2019 trace read without its duration files
+        return None
+    qs = (0.01, 0.25, 0.5, 0.75, 0.99, 1.0)
+    vals = d.ppf(np.array([min(q, 1 - 1e-12) for q in qs]))
+    return {"mean": d.mean(), **{f"p{round(q * 100)}": float(v) for q, v in zip(qs, vals)}}
 
 
 def open_trace(path: str | Path, column: str | None = None) -> tuple[str, ArrivalSource, int]:
@@ -80,4 +96,4 @@ def describe(path: str | Path, column: str | None = None,
     name, source, seed = open_trace(path, column)
     prog = progress_for(source) if progress_for else None
     stats = trace_stats(source.chunks(child_seed(seed, ARRIVALS)), source.duration_s, progress=prog)
-    return TraceReport(name, source, stats, source.notes())
+    return TraceReport(name, source, stats, source.notes(), duration_summary(source))

@@ -502,3 +502,69 @@ def test_builders_resolve_paths_and_check_keys(days, tmp_path):
     assert llm.arrivals(seed()).size == 5
     with pytest.raises(ConfigError, match=r"s\.yaml: trace\.path: expected a path \(azure_llm needs 'path'\)"):
         build_azure_llm({"kind": "azure_llm"}, "s.yaml", "trace", tmp_path)
+
+
+# -- in a scenario ------------------------------------------------------------------------------------
+
+def test_scenario_replays_2019_and_uses_its_durations_as_service_time(days, tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+    from scenarios.loader import load_scenario
+
+    sc = tmp_path / "replay.yaml"
+    sc.write_text(f"""
+name: replay
+trace: {{kind: azure2019, path: {days}, function: {B1}, durations: {days}}}
+platforms:
+  - name: fn
+    kind: lambda
+    service: {{warm_ms: trace, cold_init_ms: {{dist: constant, value: 300}}}}
+  - name: box
+    kind: ec2
+    service: {{service_ms: trace}}
+""")
+    s = load_scenario(sc)
+    warm = s.platforms[0].service.warm_ms
+    assert warm == Azure2019(days, function=B1, durations_paths=days).duration_distribution()
+    r = CliRunner().invoke(main, ["simulate", str(sc)])
+    assert r.exit_code == 0, r.output
+    assert "30-second-window averages" in r.output and "cold-start" in r.output
+    assert int(both_days(B1).sum()) == sum(json_requests(main, sc))
+
+
+def json_requests(main, sc):
+    import json
+
+    from click.testing import CliRunner
+
+    r = CliRunner().invoke(main, ["simulate", str(sc), "--json"])
+    return [json.loads(r.output)[0]["requests"]]
+
+
+def test_service_from_a_trace_without_durations_is_a_clear_error(days, tmp_path):
+    from scenarios.loader import load_scenario
+
+    sc = tmp_path / "bad.yaml"
+    sc.write_text(f"name: b\ntrace: {{kind: poisson, rate_rps: 1, duration: 60}}\nplatforms:\n"
+                  f"  - {{name: fn, kind: lambda, service: {{warm_ms: trace, cold_init_ms: 100}}}}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: platforms\[0\]\.service\.warm_ms: .*azure2019"):
+        load_scenario(sc)
+
+
+def test_trace_show_prints_the_durations_and_their_caveat(days, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    sc = tmp_path / "show.yaml"
+    sc.write_text(f"name: s\ntrace: {{kind: azure2019, path: {days}, function: {B1}, durations: {days}}}\n"
+                  "platforms:\n  - {name: fn, kind: lambda, service: {warm_ms: trace, cold_init_ms: 100}}\n")
+    r = CliRunner().invoke(main, ["trace", "show", str(sc), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    d = Azure2019(days, function=B1, durations_paths=days).duration_distribution()
+    assert out["durations_ms"]["p50"] == pytest.approx(float(d.ppf(np.array([0.5]))[0]))
+    assert any("30-second-window averages" in n for n in out["notes"])
