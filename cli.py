@@ -213,5 +213,78 @@ def trace_show(path, column, plot_path, as_json, progress):
         console.print(f"plot: {plot_path}")
 
 
+@main.group()
+def models():
+    """The model zoo: ONNX models built offline (no download at run time, no PyTorch).
+
+    \b
+    Examples:
+      servesim models list
+      servesim models build mobilenetv2
+      servesim models build --all
+    """
+
+
+@models.command("list")
+@user_errors
+def models_list():
+    """List the zoo's models with their input/output contracts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from deploy.models import list_models
+
+    t = Table(title="servesim model zoo (any .onnx file works too: --model path.onnx)", title_justify="left")
+    for col in ("name", "inputs", "outputs", "description"):
+        t.add_column(col)
+    for info in list_models():
+        fmt = lambda specs: "\n".join(f"{x.name} {x.dtype}{list(x.shape)}" for x in specs)  # noqa: E731
+        t.add_row(info.name, fmt(info.inputs), fmt(info.outputs), info.description + (f" ({info.notes})" if info.notes else ""))
+    Console(width=160).print(t)
+
+
+@models.command("build")
+@click.argument("name", required=False)
+@click.option("--all", "build_all", is_flag=True, help="Build every model of the zoo.")
+@click.option("--force", is_flag=True, help="Rebuild even when the cached file exists.")
+@user_errors
+def models_build(name, build_all, force):
+    """Build a zoo model NAME (or --all) into the cache folder and print its sha256."""
+    from deploy.models import ZOO, build_model
+
+    if bool(name) == bool(build_all):
+        raise click.UsageError("give a model NAME or --all")
+    for n in (list(ZOO) if build_all else [name]):
+        try:
+            mf = build_model(n, force=force)
+        except ServesimError as exc:
+            if not build_all:
+                raise
+            click.echo(f"{n}: skipped ({exc})")
+            continue
+        click.echo(f"{mf.name}: {mf.path} sha256 {mf.sha256}")
+
+
+@main.command()
+@click.option("--model", "model", required=True, help="A zoo name (e.g. mobilenetv2) or a path to an .onnx file.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--cpus", type=click.FloatRange(0.01, 1024), help="Hold the server to this many vCPUs (cgroup quota, else affinity).")
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="onnxruntime threads per worker.")
+@user_errors
+def serve(model, workers, port, cpus, threads):
+    """Serve a model like an EC2 instance would: gunicorn + the Flask app on 127.0.0.1.
+
+    POST /predict with {"inputs": {...}}; GET /health. Ctrl-C stops every process.
+
+    \b
+    Example:
+      servesim serve --model mobilenetv2 --workers 2 --cpus 2
+    """
+    from deploy.local_server import serve as serve_model
+
+    serve_model(model, workers=workers, port=port or None, cpus=cpus, threads=threads, echo=click.echo)
+
+
 if __name__ == "__main__":
     main()
