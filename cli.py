@@ -26,6 +26,20 @@ def user_errors(f):
     return wrapper
 
 
+def needs_local_extra(f):
+    """Commands of the local targets need the `local` extra (onnx, onnxruntime, gunicorn, ...)."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise ServesimError(f"this command needs the local targets' packages ({exc.name} is missing): "
+                                "pip install 'servesim[local]'") from None
+        return f(*args, **kwargs)
+    return wrapper
+
+
 def pricing_option(f):
     return click.option("--pricing", "pricing_path", type=click.Path(dir_okay=False, path_type=Path),
                         help="Pricing file (YAML, schema servesim.pricing/1) instead of the packaged us-east-1 prices.")(f)
@@ -227,6 +241,7 @@ def models():
 
 @models.command("list")
 @user_errors
+@needs_local_extra
 def models_list():
     """List the zoo's models with their input/output contracts."""
     from rich.console import Console
@@ -248,6 +263,7 @@ def models_list():
 @click.option("--all", "build_all", is_flag=True, help="Build every model of the zoo.")
 @click.option("--force", is_flag=True, help="Rebuild even when the cached file exists.")
 @user_errors
+@needs_local_extra
 def models_build(name, build_all, force):
     """Build a zoo model NAME (or --all) into the cache folder and print its sha256."""
     from deploy.models import ZOO, build_model
@@ -272,6 +288,7 @@ def models_build(name, build_all, force):
 @click.option("--cpus", type=click.FloatRange(0.01, 1024), help="Hold the server to this many vCPUs (cgroup quota, else affinity).")
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="onnxruntime threads per worker.")
 @user_errors
+@needs_local_extra
 def serve(model, workers, port, cpus, threads):
     """Serve a model like an EC2 instance would: gunicorn + the Flask app on 127.0.0.1.
 

