@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench rie clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,14 @@ demo: $(STAMP)
 	$(VENV)/bin/servesim simulate scenarios/examples/classifier-50rps.yaml
 	$(VENV)/bin/servesim simulate scenarios/examples/classifier-500rps.yaml
 
-test: $(STAMP)
+# AWS's Lambda Runtime Interface Emulator, extracted from the aws-sam-cli wheel (SAM itself is not installed).
+rie: $(STAMP)
+	$(PY) -m deploy.rie --if-missing
+
+test: $(STAMP) rie
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) rie
 	$(PY) -m pytest -q -m 'not slow'
 
 bench: $(STAMP)

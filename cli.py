@@ -303,5 +303,35 @@ def serve(model, workers, port, cpus, threads):
     serve_model(model, workers=workers, port=port or None, cpus=cpus, threads=threads, echo=click.echo)
 
 
+@main.command("local-lambda")
+@click.option("--model", "model", required=True, help="A zoo name (e.g. mobilenetv2) or a path to an .onnx file.")
+@click.option("--memory-mb", type=click.IntRange(128, 10240), default=1024, show_default=True,
+              help="Function memory: the CPU share is memory/1769 vCPU (cgroup quota where the host allows it).")
+@click.option("--keep-alive-s", type=click.FloatRange(0, None), default=360, show_default=True,
+              help="An environment idle this long is reclaimed.")
+@click.option("--concurrency-limit", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="Concurrent environments; more requests get 429 TooManyRequestsException.")
+@click.option("--port", type=click.IntRange(0, 65535), default=9000, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--timeout-s", type=click.FloatRange(1, 900), default=30, show_default=True, help="Function timeout.")
+@click.option("--rie", type=click.Path(dir_okay=False, path_type=Path),
+              help="The aws-lambda-rie binary, if you have it (default: the one `make rie` extracted).")
+@user_errors
+@needs_local_extra
+def local_lambda(model, memory_mb, keep_alive_s, concurrency_limit, port, timeout_s, rie):
+    """A local AWS Lambda: the Invoke API on 127.0.0.1, each environment AWS's runtime emulator
+    running the same handler that goes to AWS. boto3 works against it with endpoint_url.
+
+    \b
+    Example:
+      servesim local-lambda --model mobilenetv2 --memory-mb 1769
+      python -c "import boto3; print(boto3.client('lambda', endpoint_url='http://127.0.0.1:9000',
+                 region_name='us-east-1').invoke(FunctionName='mobilenetv2', Payload=b'{...}'))"
+    """
+    from deploy.local_lambda import serve_forever
+
+    serve_forever(model, memory_mb=memory_mb, keep_alive_s=keep_alive_s, concurrency_limit=concurrency_limit,
+                  port=port or None, rie=rie, timeout_s=timeout_s, echo=click.echo)
+
+
 if __name__ == "__main__":
     main()
