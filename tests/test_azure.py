@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats as st
+from tracehelp import check_contract, concat, seed
 
 from sim.dists import Empirical
 from sim.errors import ConfigError
@@ -23,20 +24,6 @@ RANKS = [0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0]
 
 def h(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
-
-
-def seed(n: int = 2024) -> np.random.SeedSequence:
-    return np.random.SeedSequence(n)
-
-
-def concat(source, s, chunk_size=65536) -> np.ndarray:
-    parts = list(source.chunks(s, chunk_size))
-    assert all(p.dtype == np.float64 and 0 < p.size <= chunk_size for p in parts)
-    return np.concatenate(parts) if parts else np.empty(0)
-
-
-def check_contract(times: np.ndarray, duration_s: float) -> None:
-    assert np.all(times >= 0) and np.all(np.diff(times) >= 0) and np.all(times < duration_s)
 
 
 def per_minute(times: np.ndarray, n_minutes: int) -> np.ndarray:
@@ -546,8 +533,8 @@ def test_service_from_a_trace_without_durations_is_a_clear_error(days, tmp_path)
     from scenarios.loader import load_scenario
 
     sc = tmp_path / "bad.yaml"
-    sc.write_text(f"name: b\ntrace: {{kind: poisson, rate_rps: 1, duration: 60}}\nplatforms:\n"
-                  f"  - {{name: fn, kind: lambda, service: {{warm_ms: trace, cold_init_ms: 100}}}}\n")
+    sc.write_text("name: b\ntrace: {kind: poisson, rate_rps: 1, duration: 60}\nplatforms:\n"
+                  "  - {name: fn, kind: lambda, service: {warm_ms: trace, cold_init_ms: 100}}\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: platforms\[0\]\.service\.warm_ms: .*azure2019"):
         load_scenario(sc)
 

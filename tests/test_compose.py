@@ -8,22 +8,13 @@ from typing import Iterator
 import numpy as np
 import pytest
 import scipy.stats as st
+from tracehelp import concat, seed
 
 from traces.base import DEFAULT_CHUNK, ArrivalSource, Batch, child_seed, rechunk
 from traces.compose import Scaled, Shifted, Superpose, Thinned, Window
 from traces.files import TimestampList
 from traces.generators import MMPP, Diurnal, Ramp
 from traces.poisson import Poisson
-
-
-def seed(n: int = 2024) -> np.random.SeedSequence:
-    return np.random.SeedSequence(n)
-
-
-def concat(source, s, chunk_size=65536) -> np.ndarray:
-    parts = list(source.chunks(s, chunk_size))
-    assert all(p.dtype == np.float64 and 0 < p.size <= chunk_size for p in parts)
-    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def all_batches(source, s, chunk_size=65536) -> Batch:

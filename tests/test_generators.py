@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.integrate as si
 import scipy.stats as st
+from tracehelp import check_contract, concat, seed
 
 from sim.dists import Exponential, ScipyDist
 from sim.errors import ConfigError
@@ -18,21 +19,6 @@ from traces.generator_specs import KINDS, build_diurnal, build_mmpp, build_ramp,
 from traces.generators import MMPP, Diurnal, Ramp, Renewal, Spike, SpikeShape
 from traces.nhpp import NHPP
 from traces.poisson import Poisson
-
-
-def seed(n: int = 2024) -> np.random.SeedSequence:
-    return np.random.SeedSequence(n)
-
-
-def concat(source, s, chunk_size=65536) -> np.ndarray:
-    parts = list(source.chunks(s, chunk_size))
-    assert all(p.dtype == np.float64 and 0 < p.size <= chunk_size for p in parts)
-    return np.concatenate(parts) if parts else np.empty(0)
-
-
-def check_contract(times: np.ndarray, duration_s: float) -> None:
-    assert times.size and times[0] >= 0 and times[-1] < duration_s
-    assert np.all(np.diff(times) >= 0)
 
 
 def _step_rate(t, seg):  # 10 req/s before 500 s, then 10 + 9 sin: thinned against a bound of 20

@@ -8,30 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats as st
+from tracehelp import check_contract, concat, seed
 
 from sim.errors import ConfigError
 from traces.base import rechunk
 from traces.files import TimestampFile, TimestampList
 from traces.poisson import Poisson
 from traces.spec import parse_trace
-
-
-def seed(n: int = 2024) -> np.random.SeedSequence:
-    return np.random.SeedSequence(n)
-
-
-def concat(source, s, chunk_size=65536) -> np.ndarray:
-    parts = list(source.chunks(s, chunk_size))
-    assert all(p.dtype == np.float64 and 0 < p.size <= chunk_size for p in parts)
-    return np.concatenate(parts) if parts else np.empty(0)
-
-
-def check_contract(times: np.ndarray, duration_s: float | None) -> None:
-    assert np.all(times >= 0)
-    assert np.all(np.diff(times) >= 0)
-    if duration_s is not None:
-        assert np.all(times < duration_s)
-
 
 # -- Poisson ---------------------------------------------------------------------------------------
 

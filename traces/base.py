@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["ArrivalSource", "Batch", "rechunk", "rechunk_batches", "child_seed", "DEFAULT_CHUNK"]
+__all__ = ["ArrivalSource", "Batch", "rechunk", "rechunk_batches", "child_seed", "accumulate_gaps", "DEFAULT_CHUNK"]
 
 DEFAULT_CHUNK = 65536
 
@@ -146,3 +146,16 @@ def rechunk_batches(batches: Iterable[Batch], chunk_size: int, names: Sequence[s
         held -= full
     if held:
         yield concat_batches(buf, names)
+
+
+def accumulate_gaps(draw_gaps: Callable[[], np.ndarray], duration_s: float) -> Iterator[np.ndarray]:
+    """Arrival times from blocks of i.i.d. gaps (`draw_gaps()` returns the next block), the first
+    arrival one gap after 0, up to (not including) `duration_s`. Gaps are used as drawn."""
+    t = 0.0
+    while True:
+        times = t + np.cumsum(draw_gaps())
+        if times[-1] >= duration_s:
+            yield times[:np.searchsorted(times, duration_s, side="left")]
+            return
+        yield times
+        t = float(times[-1])

@@ -35,7 +35,7 @@ import numpy as np
 
 from sim.dists import Distribution
 
-from .base import DEFAULT_CHUNK, ArrivalSource, child_seed, rechunk
+from .base import DEFAULT_CHUNK, ArrivalSource, accumulate_gaps, child_seed, rechunk
 from .nhpp import (
     BLOCK,
     DAY_S,
@@ -430,17 +430,9 @@ class Renewal(ArrivalSource):
 
     def _blocks(self, seed: np.random.SeedSequence) -> Iterator[np.ndarray]:
         rng = np.random.default_rng(seed)
-        t = 0.0
-        while True:
-            gaps = self.gap.sample(rng, BLOCK)
-            if self.rate_factor != 1.0:
-                gaps = gaps / self.rate_factor
-            times = t + np.cumsum(gaps)
-            if times[-1] >= self.duration_s:
-                yield times[:np.searchsorted(times, self.duration_s, side="left")]
-                return
-            yield times
-            t = float(times[-1])
+        f = self.rate_factor
+        return accumulate_gaps(lambda: self.gap.sample(rng, BLOCK) / f if f != 1.0 else self.gap.sample(rng, BLOCK),
+                               self.duration_s)
 
     def chunks(self, seed: np.random.SeedSequence, chunk_size: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         return rechunk(self._blocks(seed), chunk_size)

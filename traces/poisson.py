@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .base import DEFAULT_CHUNK, ArrivalSource, rechunk
+from .base import DEFAULT_CHUNK, ArrivalSource, accumulate_gaps, rechunk
 
 __all__ = ["Poisson"]
 
@@ -35,14 +35,7 @@ class Poisson(ArrivalSource):
     def _blocks(self, seed: np.random.SeedSequence) -> Iterator[np.ndarray]:
         rng = np.random.default_rng(seed)
         scale = 1.0 / self.rate_rps
-        t = 0.0
-        while True:
-            times = t + np.cumsum(rng.standard_exponential(_BLOCK) * scale)
-            if times[-1] >= self.duration_s:
-                yield times[:np.searchsorted(times, self.duration_s, side="left")]
-                return
-            yield times
-            t = float(times[-1])
+        return accumulate_gaps(lambda: rng.standard_exponential(_BLOCK) * scale, self.duration_s)
 
     def chunks(self, seed: np.random.SeedSequence, chunk_size: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         return rechunk(self._blocks(seed), chunk_size)
