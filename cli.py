@@ -101,6 +101,9 @@ def simulate(scenario, as_json, records, plot_dir, out_dir, pricing_path, progre
     window_h = run.results[0].summary["horizon_s"] / 3600 if run.results else 0
     console.print(comparison_table(run.results, title=f"{sc.name} — {window_h:.2f} h simulated after warm-up, "
                                                        f"seed {sc.seed}, {run.wall_s:.1f} s"))
+    for r in run.results:
+        if r.summary.get("interpolated"):
+            console.print(f"[yellow]{r.summary['platform']}:[/] {r.summary['interpolated']}", highlight=False)
     for note in sc.trace.notes():
         console.print(f"[dim]trace:[/] {note}", highlight=False)
     if sc.sweep:

@@ -268,6 +268,7 @@ _LAMBDA: dict[str, _Parse] = {
     "provisioned_concurrency": _int(0),
     "init_billed": _bool,
     "timeout_s": _duration(1, 900),
+    "allow_extrapolation": _bool,
 }
 _LAMBDA_SERVICE = ("warm_ms", "cold_init_ms")
 
@@ -350,10 +351,33 @@ def _lambda(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef) -> LambdaConf
                           f"at most concurrency_limit ({kw['concurrency_limit']})", kw["provisioned_concurrency"])
     memory, arch = kw["memory_mb"], kw["architecture"]
     entry = profile.profile.lambda_entry(memory, arch) if profile.profile else None
+    note = None
+    if entry is None and profile.profile is not None and profile.profile.lambda_scaling is not None:
+        entry, note = _interpolated_entry(profile.profile, memory, arch, kw["allow_extrapolation"], ctx, key)
     service = _service(p, ctx, key, _LAMBDA_SERVICE, entry, profile, name,
                        f"memory_mb={memory}, architecture={arch}")
-    kw.update(name=name, service=LambdaService(**service))
+    kw.update(name=name, service=LambdaService(**service, interpolated=note))
     return LambdaConfig(**kw)
+
+
+def _interpolated_entry(prof: Profile, memory: int, arch: str, allow: bool, ctx: _Ctx, key: str):
+    """The nearest measured entry with warm_ms carried to `memory` by the profile's scaling.
+
+    Only warm durations scale; the cold start's INIT keeps its measured distribution (AWS gives
+    INIT a CPU boost at every memory size)."""
+    scaling = prof.lambda_scaling
+    near = prof.nearest_lambda_entry(memory, arch)
+    if near is None:
+        return None, None
+    lo, hi = scaling.measured_mb
+    if not scaling.within(memory) and not allow:
+        raise ConfigError(ctx.source, f"{key}.memory_mb", f"a memory size within the profile's measured range "
+                          f"{lo}-{hi} MB (set allow_extrapolation: true to extrapolate its memory scaling)", memory)
+    f = scaling.factor(near.memory_mb, memory)
+    kind = "interpolated" if scaling.within(memory) else "EXTRAPOLATED"
+    note = (f"warm_ms {kind} from the {near.memory_mb} MB measurement by the profile's memory scaling "
+            f"(x{f:.3f}); cold_init_ms as measured at {near.memory_mb} MB")
+    return dataclasses.replace(near, memory_mb=memory, warm_ms=near.warm_ms.scaled(f)), note
 
 
 def _autoscaling(p: Mapping, ctx: _Ctx, key: str, boot_default: Distribution | None,

@@ -32,6 +32,8 @@ class LambdaService:
 
     warm_ms: Distribution
     cold_init_ms: Distribution
+    interpolated: str | None = None
+    """How these figures were carried to this memory size from a measured one (None: measured)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class LambdaConfig:
     """Bill the INIT phase of on-demand cold starts (AWS does since 2025-08-01)."""
     timeout_s: float = 900.0
     """Function timeout; an invocation running longer is stopped, billed in full and its environment discarded."""
+    allow_extrapolation: bool = False
+    """Let a profile's memory scaling carry warm durations outside the measured memory range."""
 
 
 @dataclass(frozen=True)

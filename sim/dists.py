@@ -6,6 +6,7 @@ A spec is a small mapping (DESIGN.md, "Distribution spec")::
     {dist: expon, mean: 100}
     {dist: lognorm, s: 0.4, scale: 95, loc: 0}   # any scipy.stats continuous family, scipy's parameters
     {dist: empirical, samples: [...]}            # or {dist: empirical, file: samples.npy}
+    {dist: scaled, factor: 0.6, of: {...}}        # factor * X (memory scaling of a measured profile)
 
 Every distribution samples by inverse transform: ``sample(rng, n) == ppf(rng.random(n))``. The
 engines draw one uniform per request and purpose and map it through `ppf`, so two
@@ -25,7 +26,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["Distribution", "Constant", "Exponential", "ScipyDist", "Empirical", "parse_dist"]
+__all__ = ["Distribution", "Constant", "Exponential", "ScipyDist", "Empirical", "Scaled", "parse_dist"]
 
 
 class Distribution(ABC):
@@ -46,6 +47,10 @@ class Distribution(ABC):
     @abstractmethod
     def to_spec(self) -> dict:
         """The spec this distribution was built from (JSON-serialisable)."""
+
+    def scaled(self, factor: float) -> "Distribution":
+        """The distribution of ``factor * X``."""
+        return Scaled(self, factor)
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.to_spec() == other.to_spec()  # type: ignore[union-attr]
@@ -165,6 +170,28 @@ class Empirical(Distribution):
         return f"Empirical(n={self.samples.size}, mean={self.mean():g})"
 
 
+class Scaled(Distribution):
+    """factor * X: a measured distribution carried to another CPU share (memory size)."""
+
+    def __init__(self, base: Distribution, factor: float):
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"scale factor must be finite and > 0, got {factor!r}")
+        self.base = base
+        self.factor = float(factor)
+
+    def ppf(self, u):
+        return self.factor * self.base.ppf(u)
+
+    def mean(self) -> float:
+        return self.factor * self.base.mean()
+
+    def to_spec(self) -> dict:
+        return {"dist": "scaled", "factor": self.factor, "of": self.base.to_spec()}
+
+    def __repr__(self) -> str:
+        return f"{self.factor:g} * {self.base!r}"
+
+
 def parse_dist(spec: Any, *, source: str | None = None, key: str = "",
                base_dir: Path | None = None) -> Distribution:
     """Build a Distribution from a spec mapping; errors name `source` (a file) and `key`.
@@ -209,6 +236,11 @@ def parse_dist(spec: Any, *, source: str | None = None, key: str = "",
                 return Exponential(num("scale"))
             only("mean")
             return Exponential(num("mean"))
+        if family == "scaled":
+            only("factor", "of")
+            if "of" not in params:
+                raise ConfigError(source, f"{k}.of", "the distribution to scale (a spec)")
+            return Scaled(parse_dist(params["of"], source=source, key=f"{k}.of", base_dir=base_dir), num("factor"))
         if family == "empirical":
             if ("samples" in params) == ("file" in params):
                 raise ConfigError(source, k, "exactly one of 'samples' (a list) or 'file' (a .npy file)")

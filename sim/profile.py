@@ -83,6 +83,28 @@ class LambdaEntry:
 
 
 @dataclass(frozen=True)
+class LambdaScaling:
+    """How warm duration scales with Lambda memory, fitted across the measured sizes:
+    t(m) = a_ms + b_ms / share(m), share(m) = min(m * share_per_mb, max_share) vCPU."""
+
+    a_ms: float
+    b_ms: float
+    measured_mb: tuple[int, int]
+    share_per_mb: float = 1.0 / 1769.0
+    max_share: float = 6.0
+
+    def duration_ms(self, memory_mb: float) -> float:
+        return self.a_ms + self.b_ms / min(memory_mb * self.share_per_mb, self.max_share)
+
+    def factor(self, from_mb: int, to_mb: int) -> float:
+        """t(to) / t(from): how much longer a warm invocation takes at `to_mb` than at `from_mb`."""
+        return self.duration_ms(to_mb) / self.duration_ms(from_mb)
+
+    def within(self, memory_mb: int) -> bool:
+        return self.measured_mb[0] <= memory_mb <= self.measured_mb[1]
+
+
+@dataclass(frozen=True)
 class ThroughputPoint:
     """Closed-loop load at `concurrency` clients: throughput (req/s) and latency percentiles (ms)."""
 
@@ -116,6 +138,12 @@ class Profile:
     measured: Measurement
     lambdas: tuple[LambdaEntry, ...] = ()
     servers: tuple[ServerEntry, ...] = ()
+    lambda_scaling: LambdaScaling | None = None
+
+    def nearest_lambda_entry(self, memory_mb: int, architecture: str) -> LambdaEntry | None:
+        """The measured entry of this architecture closest in memory (for interpolation), or None."""
+        same = [e for e in self.lambdas if e.architecture == architecture]
+        return min(same, key=lambda e: (abs(e.memory_mb - memory_mb), e.memory_mb)) if same else None
 
     def lambda_entry(self, memory_mb: int, architecture: str) -> LambdaEntry | None:
         """The entry measured at this memory size and architecture, or None."""
@@ -248,7 +276,7 @@ def _server_entry(data: Any, source: str | None, key: str, base_dir: Path | None
 def profile_from_dict(data: Any, *, source: str | None = "<profile>", path: Path | None = None,
                       base_dir: Path | None = None) -> Profile:
     """Validate a parsed profile; errors name `source` and the key path (``lambda[0].warm_ms.s``)."""
-    top = _Reader(data, source, "", ("schema", "model", "measured", "lambda", "server"))
+    top = _Reader(data, source, "", ("schema", "model", "measured", "lambda", "server", "lambda_scaling"))
     schema = top.get("schema", True)
     if schema != SCHEMA:
         raise ConfigError(source, "schema", f"'{SCHEMA}' (a servesim calibration profile)", schema)
@@ -284,7 +312,32 @@ def profile_from_dict(data: Any, *, source: str | None = "<profile>", path: Path
         if seen.setdefault((e.instance_type, e.workers), i) != i:
             raise ConfigError(source, f"server[{i}]", f"one entry per instance_type and workers "
                               f"(server[{seen[(e.instance_type, e.workers)]}] has the same)")
-    return Profile(path=path, model=model, measured=measured, lambdas=lambdas, servers=servers)
+    scaling = _lambda_scaling(top.data["lambda_scaling"], source) if "lambda_scaling" in top.data else None
+    return Profile(path=path, model=model, measured=measured, lambdas=lambdas, servers=servers,
+                   lambda_scaling=scaling)
+
+
+def _lambda_scaling(data: Any, source: str | None) -> LambdaScaling:
+    key = "lambda_scaling"
+    r = _Reader(data, source, key, ("model", "a_ms", "b_ms", "share_per_mb", "max_share", "measured_mb", "residuals"))
+    if r.data.get("model", "a + b/share") != "a + b/share":
+        raise ConfigError(source, f"{key}.model", "'a + b/share' (the only scaling model)", r.data.get("model"))
+
+    def number(name: str, default: float | None = None, positive: bool = False) -> float:
+        v = r.data.get(name, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (positive and v <= 0):
+            raise ConfigError(source, f"{key}.{name}", "a positive number" if positive else "a number", v)
+        return float(v)
+
+    rng = r.data.get("measured_mb")
+    if (not isinstance(rng, list) or len(rng) != 2 or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                              for x in rng) or rng[0] > rng[1]):
+        raise ConfigError(source, f"{key}.measured_mb", "[smallest, largest] measured memory sizes (MB)", rng)
+    out = LambdaScaling(a_ms=number("a_ms"), b_ms=number("b_ms"), measured_mb=(rng[0], rng[1]),
+                        share_per_mb=number("share_per_mb", 1.0 / 1769.0, True), max_share=number("max_share", 6.0, True))
+    if out.duration_ms(rng[0]) <= 0 or out.duration_ms(rng[1]) <= 0:
+        raise ConfigError(source, key, "a scaling with positive durations over the measured range", dict(r.data))
+    return out
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:

@@ -92,6 +92,7 @@ def simulate_one(cfg: PlatformConfig, arrivals: Arrivals, *, pricing: Pricing, s
                      "mean_time_in_system_s": c.sojourn_s / c.served if c.served else None},
         "warmup_s": warmup_s,
         "seed": seed,
+        "interpolated": getattr(cfg.service, "interpolated", None),
     }
     return PlatformResult(summary, series, c.hist, end_s)
 

@@ -290,3 +290,27 @@ def test_empty_platform_list_and_bad_trace_file(tmp_path):
     s = load_scenario(path)
     with pytest.raises(ConfigError, match=r"t\.csv: line 3, column 't': expected timestamps sorted"):
         s.trace.arrivals(None)
+
+
+def test_profile_memory_scaling_interpolates_and_refuses_extrapolation(tmp_path):
+    prof = dict(PROFILE, lambda_scaling={"model": "a + b/share", "a_ms": 2.0, "b_ms": 10.0, "measured_mb": [1024, 2048]})
+    (tmp_path / "p.json").write_text(json.dumps(prof))
+
+    def scenario(memory, extra=""):
+        f = tmp_path / f"s{memory}.yaml"
+        f.write_text(f"name: s\nprofile: p.json\ntrace: {{kind: poisson, rate_rps: 1, duration: 60}}\n"
+                     f"platforms:\n  - {{name: l, kind: lambda, memory_mb: {memory}{extra}}}\n")
+        return f
+
+    cfg = load_scenario(scenario(1536)).platforms[0]
+    # Nearest measured entry is 1024 MB (ties go to the smaller); t(m) = 2 + 10 / (m/1769).
+    t = lambda m: 2.0 + 10.0 / (m / 1769.0)  # noqa: E731
+    assert cfg.service.warm_ms.mean() == pytest.approx(30.0 * t(1536) / t(1024))
+    assert cfg.service.cold_init_ms.mean() == 900
+    assert "interpolated from the 1024 MB measurement" in cfg.service.interpolated
+    assert load_scenario(scenario(2048)).platforms[0].service.interpolated is None  # measured: as is
+    with pytest.raises(ConfigError, match=r"platforms\[0\]\.memory_mb: expected a memory size within the "
+                                          r"profile's measured range 1024-2048 MB"):
+        load_scenario(scenario(3008))
+    cfg = load_scenario(scenario(3008, ", allow_extrapolation: true")).platforms[0]
+    assert "EXTRAPOLATED" in cfg.service.interpolated
