@@ -336,5 +336,59 @@ def local_lambda(model, memory_mb, keep_alive_s, concurrency_limit, port, timeou
                   port=port or None, rie=rie, timeout_s=timeout_s, echo=click.echo)
 
 
+@main.command()
+@click.argument("target", type=click.Choice(["local-server", "local-lambda", "http"]))
+@click.option("--model", "model", help="A zoo name or an .onnx file (required except for http with --body).")
+@click.option("--memory-mb", default="1024", show_default=True,
+              help="local-lambda: memory sizes to measure, comma-separated (e.g. 512,1024,2048).")
+@click.option("--workers", default="2", show_default=True,
+              help="local-server: worker counts to measure, comma-separated.")
+@click.option("--cpus", type=click.FloatRange(0.01, 1024), help="local-server: hold the server to K vCPUs.")
+@click.option("--url", help="http: the URL to POST to.")
+@click.option("--body", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="http: a request body file (default: a sample request for --model).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="The measurement table (a folder of Parquet parts, appended as measured).")
+@click.option("--quick", is_flag=True, help="A small campaign (about a minute): for trying things and tests.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted campaign in --out.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars per phase.")
+@user_errors
+@needs_local_extra
+def calibrate(target, model, memory_mb, workers, cpus, url, body, out, quick, resume, progress):
+    """Measure cold starts, warm latency and throughput of a model on a TARGET into a table.
+
+    Checks the host first (usable CPUs, whether they scale, cgroup quotas) and warns loudly when
+    it is noisy. Interrupted campaigns keep their rows; --resume continues them.
+
+    \b
+    Examples:
+      servesim calibrate local-lambda --model mobilenetv2 --memory-mb 1024,1769,3008 --out m.parquet
+      servesim calibrate local-server --model mobilenetv2 --workers 1,2 --cpus 2 --out s.parquet --quick
+      servesim fit m.parquet --out mobilenetv2.json --plots plots/
+    """
+    from calibrate.campaign import parse_list, run_campaign
+    from calibrate.targets import HttpTarget, LocalLambdaTarget, LocalServerTarget
+    from deploy.procs import install_signal_handlers
+
+    if target == "http":
+        if not url:
+            raise click.UsageError("http needs --url")
+        tgt = HttpTarget(url, body.read_bytes() if body else None, model=model)
+    elif not model:
+        raise click.UsageError(f"{target} needs --model")
+    elif target == "local-lambda":
+        tgt = LocalLambdaTarget(model, parse_list(memory_mb, "--memory-mb"))
+    else:
+        tgt = LocalServerTarget(model, parse_list(workers, "--workers"), cpus=cpus)
+    install_signal_handlers()
+    try:
+        summary = run_campaign(tgt, out, quick=quick, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: the rows measured so far are in {out}; rerun with --resume to continue", err=True)
+        sys.exit(130)
+    for line in summary.lines():
+        click.echo(line)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,500 @@
+"""Measurement campaigns: cold starts, warm latency and throughput of a target, into the table.
+
+`run_campaign(target, out, ...)` checks the host (`calibrate.host`; loud warnings when it is
+noisy), then for each of the target's configurations measures, in this order:
+
+1. **cold** — `n_cold` forced cold starts (a new Lambda environment; a new server process), one
+   after the other, with nothing else of the target running.
+2. **warm** — the configuration is brought up, `warmup` requests (plus the target's own, e.g.
+   three per server worker) are sent and *not recorded*, then `n_warm` sequential requests are.
+3. **load** — closed loop at increasing concurrency (`load_levels`, clients each sending its
+   next request as soon as the previous one is answered) for `level_s` seconds per level, after
+   two unrecorded requests per client (on Lambda these start the level's environments). Per
+   level: throughput (ok answers per second), p50 and p99 of client latency. The levels stop at
+   the **knee**: when throughput grows by less than `knee_growth` (5 %) over the previous level,
+   when p99 exceeds `p99_explode` (10) times the first level's, or when fewer than half the
+   requests succeed. The knee is the last level whose throughput still grew by more than 5 %.
+
+Every request is a row of the measurement table (`calibrate.table`), appended as it is
+measured through `calibrate.writer.TableWriter` (a load level's rows when the level ends, a few
+seconds later; on Ctrl-C in the middle of a level they are dropped, as that unit is measured
+again on resume anyway). A **unit** (one configuration's cold phase,
+warm phase, or one load level) is recorded as finished in ``_campaign.json`` once its rows are
+on disk; `resume=True` skips finished units, so an interrupted campaign continues where it
+stopped (a unit cut in the middle is measured again, its partial rows replaced). Each phase
+shows a progress bar on a terminal.
+
+`--quick` sizes (3 cold starts, 50 warm requests, levels 1 and 2 clients for 2 s each) make a
+campaign of one configuration take a few seconds plus its cold starts.
+
+The client runs on the same host as the target and takes some of its CPU: the host check says
+how much CPU there is, and throughput figures are the host's, not an instance's, unless the
+target is held to fewer vCPUs than the host has.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from calibrate.targets import Endpoint, Sample, Target, TargetConfig
+from calibrate.writer import TableWriter, unit_key
+from sim.errors import ServesimError
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """How much to measure. `load_levels`: closed-loop clients per level, increasing;
+    `level_s`: seconds measured per level; `warmup`: unrecorded requests before the warm phase;
+    `knee_growth`: the throughput growth below which the levels stop; `p99_explode`: the factor
+    over the first level's p99 at which they stop; `flush_rows`: rows per part file at most."""
+
+    n_cold: int
+    n_warm: int
+    warmup: int
+    load_levels: tuple[int, ...]
+    level_s: float
+    knee_growth: float = 0.05
+    p99_explode: float = 10.0
+    quick: bool = False
+    flush_rows: int = 2000
+
+    def __post_init__(self):
+        if self.n_cold < 0 or self.n_warm < 0 or self.warmup < 0:
+            raise ServesimError(f"n_cold, n_warm and warmup must be >= 0, got {self.n_cold}, {self.n_warm}, "
+                                f"{self.warmup}")
+        levels = tuple(int(c) for c in self.load_levels)
+        if any(c < 1 for c in levels) or list(levels) != sorted(set(levels)):
+            raise ServesimError(f"load levels must be increasing client counts >= 1, got {list(self.load_levels)}")
+        object.__setattr__(self, "load_levels", levels)
+        if not self.level_s > 0:
+            raise ServesimError(f"level_s must be > 0, got {self.level_s}")
+
+
+QUICK = CampaignSettings(n_cold=3, n_warm=50, warmup=5, load_levels=(1, 2), level_s=2.0, quick=True)
+FULL = CampaignSettings(n_cold=20, n_warm=500, warmup=20, load_levels=(1, 2, 4, 8, 16, 32), level_s=10.0)
+
+
+def settings_for(quick: bool = False, *, n_cold: int | None = None, n_warm: int | None = None,
+                 load_levels: Sequence[int] | None = None, level_s: float | None = None) -> CampaignSettings:
+    """The quick or full sizes, with any of them overridden."""
+    base = QUICK if quick else FULL
+    changes = {k: v for k, v in dict(n_cold=n_cold, n_warm=n_warm, level_s=level_s).items() if v is not None}
+    if load_levels is not None:
+        changes["load_levels"] = tuple(load_levels)
+    return CampaignSettings(**{**asdict(base), **changes})
+
+
+def parse_list(text: str, what: str = "value") -> list[int]:
+    """``"512,1024,2048"`` -> [512, 1024, 2048]: positive integers, no repeats. ServesimError
+    naming `what` otherwise."""
+    items = [t.strip() for t in str(text).split(",")]
+    if not items or any(t == "" for t in items):
+        raise ServesimError(f"{what}: expected comma-separated positive integers like 512,1024,2048, got {text!r}")
+    out = []
+    for t in items:
+        try:
+            v = int(t)
+        except ValueError:
+            raise ServesimError(f"{what}: {t!r} is not an integer (expected e.g. 512,1024,2048)") from None
+        if v < 1:
+            raise ServesimError(f"{what}: {v} must be >= 1")
+        if v in out:
+            raise ServesimError(f"{what}: {v} is given twice")
+        out.append(v)
+    return out
+
+
+@dataclass
+class LevelResult:
+    """One load level: clients, requests, ok answers, throughput (ok/s), latency percentiles (ms)."""
+
+    level: int
+    requests: int
+    ok: int
+    duration_s: float
+    throughput_rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+@dataclass
+class CampaignSummary:
+    """What a campaign did. `load` maps each configuration to its measured levels; `knee` to the
+    knee's client count (None: throughput still grew at the last level); `cold`/`warm` to their
+    unit summaries."""
+
+    out: Path
+    run_id: str
+    target: str
+    model: str
+    settings: CampaignSettings
+    duration_s: float = 0.0
+    rows: int = 0
+    units_measured: list[str] = field(default_factory=list)
+    units_skipped: list[str] = field(default_factory=list)
+    host: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    cold: dict[str, dict] = field(default_factory=dict)
+    warm: dict[str, dict] = field(default_factory=dict)
+    load: dict[str, list[LevelResult]] = field(default_factory=dict)
+    knee: dict[str, int | None] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """A short human-readable account, one line per phase and configuration."""
+        out = [f"{self.target} {self.model}: {self.rows} rows in {self.duration_s:.1f} s -> {self.out} "
+               f"(run {self.run_id}; {len(self.units_measured)} units measured, {len(self.units_skipped)} resumed)"]
+        for cfg in dict.fromkeys([*self.cold, *self.warm, *self.load]):
+            c, w = self.cold.get(cfg), self.warm.get(cfg)
+            if c:
+                out.append(f"  {cfg} cold: {c['ok']}/{c['requests']} ok, init p50 {_fmt(c.get('init_ms_p50'))} ms, "
+                           f"first answer p50 {_fmt(c.get('client_ms_p50'))} ms")
+            if w:
+                out.append(f"  {cfg} warm: {w['ok']}/{w['requests']} ok, p50 {_fmt(w.get('client_ms_p50'))} ms, "
+                           f"p99 {_fmt(w.get('client_ms_p99'))} ms, server p50 {_fmt(w.get('server_ms_p50'))} ms")
+            for lv in self.load.get(cfg, []):
+                out.append(f"  {cfg} load {lv.level:>3} clients: {lv.throughput_rps:8.1f} req/s, "
+                           f"p50 {_fmt(lv.p50_ms)} ms, p99 {_fmt(lv.p99_ms)} ms ({lv.ok}/{lv.requests} ok)")
+            if cfg in self.knee:
+                k = self.knee[cfg]
+                out.append(f"  {cfg} knee: {k} clients" if k is not None else
+                           f"  {cfg} knee: not reached (throughput still grew at the last level)")
+        return out
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _pct(values: Sequence[float], q: float) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.percentile(vals, q)) if vals else None
+
+
+def _phase_summary(samples: Sequence[Sample]) -> dict:
+    ok = [s for s in samples if s.status == "ok"]
+    return {"requests": len(samples), "ok": len(ok),
+            "client_ms_p50": _pct([s.client_ms for s in ok], 50), "client_ms_p99": _pct([s.client_ms for s in ok], 99),
+            "server_ms_p50": _pct([s.server_ms for s in ok], 50), "init_ms_p50": _pct([s.init_ms for s in ok], 50),
+            "init_ms_mean": float(np.mean([s.init_ms for s in ok if s.init_ms is not None]))
+            if any(s.init_ms is not None for s in ok) else None}
+
+
+def knee_reached(curve: Sequence[LevelResult], growth: float = 0.05, explode: float = 10.0) -> bool:
+    """Whether the last level of `curve` is past saturation (see the module docstring)."""
+    if not curve:
+        return False
+    last = curve[-1]
+    if last.requests == 0 or last.ok < 0.5 * last.requests:
+        return True
+    if len(curve) < 2:
+        return False
+    prev, first = curve[-2], curve[0]
+    if last.throughput_rps < prev.throughput_rps * (1.0 + growth):
+        return True
+    return first.p99_ms is not None and last.p99_ms is not None and last.p99_ms > explode * first.p99_ms
+
+
+def knee_of(curve: Sequence[LevelResult], growth: float = 0.05) -> int | None:
+    """The last level whose throughput grew by more than `growth` over the previous one (the
+    first level counts as grown); None when the last level still grew (no saturation seen)."""
+    if not curve:
+        return None
+    knee = curve[0].level
+    for prev, cur in zip(curve, curve[1:]):
+        if cur.throughput_rps > prev.throughput_rps * (1.0 + growth):
+            knee = cur.level
+        else:
+            return knee
+    return None if len(curve) > 1 and knee == curve[-1].level else knee
+
+
+# ---- progress -------------------------------------------------------------------------------
+
+class _Bars:
+    """One rich progress bar per phase (with rate and ETA), on stderr when it is a terminal."""
+
+    def __init__(self, enabled: bool):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = bool(enabled) and self.console.is_terminal
+        self._progress = None
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("{task.description:<24}"), BarColumn(bar_width=20),
+                                      TextColumn("{task.fields[count]:>9}"), TextColumn("{task.fields[rate]:>12}"),
+                                      TimeRemainingColumn(), console=self.console)
+
+    def __enter__(self):
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.stop()
+
+    def task(self, description: str, total: float):
+        """(advance, set) callbacks for a new bar; no-ops when progress is off."""
+        if self._progress is None:
+            return (lambda n=1, rate="": None), (lambda done, rate="": None)
+        p = self._progress
+        tid = p.add_task(description, total=total, rate="", count="")
+
+        done_n = [0]
+
+        def advance(n=1, rate=""):
+            done_n[0] += n
+            p.update(tid, advance=n, rate=rate, count=f"{done_n[0]}/{total:g}")
+
+        def set_done(done, rate=""):
+            p.update(tid, completed=done, rate=rate, count=f"{done:.1f}/{total:g} s")
+
+        return advance, set_done
+
+    def say(self, text: str, loud: bool = False) -> None:
+        self.console.print(text, style="bold red" if loud else None, markup=False, highlight=False)
+
+
+# ---- the phases -----------------------------------------------------------------------------
+
+def closed_loop(endpoint: Endpoint, clients: int, duration_s: float, *, warmup_calls: int = 2,
+                tick: Callable[[float, int], None] | None = None) -> tuple[list[tuple[int, Sample]], float]:
+    """`clients` threads, each sending requests back to back for `duration_s` after
+    `warmup_calls` unrecorded ones (all start measuring together). Returns ([(client, sample)]
+    in send order, the measured window's start in Unix seconds). `tick(elapsed_s, n)` is called
+    about ten times a second. Ctrl-C stops the clients after their request in flight."""
+    stop = threading.Event()
+    window: dict[str, float] = {}
+
+    def begin():
+        window["wall"], window["perf"] = time.time(), time.perf_counter()
+
+    barrier = threading.Barrier(clients + 1, action=begin)
+    results: list[list[Sample]] = [[] for _ in range(clients)]
+    failures: list[BaseException] = []
+
+    def run(i: int) -> None:
+        client = endpoint.client()
+        try:
+            for _ in range(warmup_calls):
+                if stop.is_set():
+                    return
+                client.call()
+            barrier.wait()
+            deadline = window["perf"] + duration_s
+            while not stop.is_set() and time.perf_counter() < deadline:
+                results[i].append(client.call())
+        except threading.BrokenBarrierError:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            failures.append(exc)
+            barrier.abort()
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"load-client-{i}", daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.1)
+                if tick is not None and "perf" in window:
+                    tick(min(time.perf_counter() - window["perf"], duration_s), sum(len(r) for r in results))
+    except BaseException:
+        stop.set()
+        barrier.abort()
+        for t in threads:
+            t.join(timeout=60.0)
+        raise
+    if failures:
+        raise failures[0]
+    merged = sorted(((i, s) for i, rs in enumerate(results) for s in rs), key=lambda x: x[1].send_s)
+    return merged, window.get("wall", time.time())
+
+
+def _level_result(level: int, samples: Sequence[Sample], t0: float) -> LevelResult:
+    ok = [s for s in samples if s.status == "ok"]
+    end = max((s.send_s + s.client_ms / 1000.0 for s in samples), default=t0)
+    duration = max(end - t0, 1e-9)
+    lat = [s.client_ms for s in ok]
+    return LevelResult(level, len(samples), len(ok), round(duration, 4), len(ok) / duration,
+                       _pct(lat, 50), _pct(lat, 99))
+
+
+def _base_row(run_id: str, target: Target, config: TargetConfig) -> dict:
+    f = config.fields
+    return {"run_id": run_id, "target": target.name, "model": target.model, "model_sha256": target.model_sha256,
+            "config": config.key, "memory_mb": f.get("memory_mb"), "architecture": f.get("architecture"),
+            "instance_type": f.get("instance_type"), "workers": f.get("workers"),
+            "cpus": None if f.get("cpus") is None else float(f["cpus"])}
+
+
+def _row(base: dict, phase: str, level: float | None, concurrency: int, seq: int, s: Sample) -> dict:
+    return {**base, "phase": phase, "level": None if level is None else float(level), "concurrency": concurrency,
+            "seq": seq, "send_s": s.send_s, "client_ms": s.client_ms, "server_ms": s.server_ms,
+            "init_ms": s.init_ms, "billed_ms": s.billed_ms, "max_memory_mb": s.max_memory_mb,
+            "status": s.status, "error": s.error, "limit": s.limit}
+
+
+def new_run_id() -> str:
+    """A run id: UTC time and a random suffix, e.g. ``20250101T120000Z-3f9a1c``."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume: bool = False,
+                 n_cold: int | None = None, n_warm: int | None = None, load_levels: Sequence[int] | None = None,
+                 level_s: float | None = None, progress: bool = True, host: dict | None = None,
+                 echo: Callable[[str], None] | None = None,
+                 on_unit: Callable[[str, dict], None] | None = None) -> CampaignSummary:
+    """Measure `target` into the table folder `out` (see the module docstring).
+
+    `quick`: the quick sizes; `n_cold`, `n_warm`, `load_levels`, `level_s` override them.
+    `resume`: continue the campaign recorded in `out` (else an existing table is refused).
+    `host`: host checks already made (`calibrate.host.check_host()`), else they are made now.
+    `echo`: where messages go (default: stderr, warnings in bold red). `on_unit(key, summary)`
+    is called after each unit is on disk. Ctrl-C stops everything started and keeps the rows."""
+    from calibrate.host import check_host, warnings as host_warnings
+
+    t_start = time.perf_counter()
+    settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s)
+    writer = TableWriter(out, new_run_id(), resume=resume, flush_rows=settings.flush_rows)
+    bars = _Bars(progress)
+
+    def say(text: str, loud: bool = False) -> None:
+        text = ("WARNING: " if loud else "") + text
+        if echo is not None:
+            echo(text)
+        else:
+            bars.say(text, loud)
+
+    if host is None:
+        say("checking the host (usable CPUs, scaling, noise, cgroup quotas)...")
+        host = check_host()
+    warns = host_warnings(host)
+    for w in warns:
+        say(w, loud=True)
+    summary = CampaignSummary(Path(out), writer.run_id, target.name, target.model, settings, host=host,
+                              warnings=warns)
+    with writer, bars:
+        writer.start(target=target.name, model=target.model, model_sha256=target.model_sha256,
+                     session={"host": host, "warnings": warns, "settings": asdict(settings),
+                              "target_details": target.describe()})
+        summary.run_id = writer.run_id
+        run = _Run(target, settings, writer, bars, summary, on_unit)
+        for config in target.configs():
+            run.config(config)
+        writer.finish()
+    summary.duration_s = time.perf_counter() - t_start
+    return summary
+
+
+class _Run:
+    """One session of a campaign: the phases of each configuration, skipping finished units."""
+
+    def __init__(self, target: Target, settings: CampaignSettings, writer: TableWriter, bars: _Bars,
+                 summary: CampaignSummary, on_unit: Callable[[str, dict], None] | None):
+        self.target, self.settings, self.writer, self.bars = target, settings, writer, bars
+        self.summary, self.on_unit = summary, on_unit
+        self.done = writer.done_units()
+
+    def _finish(self, key: str, info: dict, rows: int) -> None:
+        self.writer.end_unit(key, info, rows=rows)
+        self.summary.units_measured.append(key)
+        self.summary.rows += rows
+        if self.on_unit is not None:
+            self.on_unit(key, info)
+
+    def _skip(self, key: str) -> dict:
+        self.summary.units_skipped.append(key)
+        return self.writer.unit_summary(key) or {}
+
+    def config(self, config: TargetConfig) -> None:
+        st = self.settings
+        base = _base_row(self.writer.run_id, self.target, config)
+        if self.target.supports_cold and st.n_cold > 0:
+            self.cold(config, base)
+        warm_key = unit_key(config.key, "warm")
+        warm_todo = st.n_warm > 0 and warm_key not in self.done
+        if st.n_warm > 0 and not warm_todo:
+            self.summary.warm[config.key] = self._skip(warm_key)
+        # The load levels already measured, replaying the knee decision.
+        curve, next_level = [], 0
+        for level in st.load_levels:
+            key = unit_key(config.key, "load", level)
+            if key not in self.done:
+                break
+            curve.append(LevelResult(**self._skip(key)))
+            next_level += 1
+            if knee_reached(curve, st.knee_growth, st.p99_explode):
+                next_level = len(st.load_levels)
+                break
+        if warm_todo or next_level < len(st.load_levels):
+            with self.target.serving(config) as endpoint:
+                warm_client = endpoint.client()
+                try:
+                    for _ in range(st.warmup + self.target.warmup_requests(config)):
+                        warm_client.call()
+                    if warm_todo:
+                        self.warm(config, base, warm_client)
+                finally:
+                    warm_client.close()
+                for level in st.load_levels[next_level:]:
+                    curve.append(self.load_level(config, base, endpoint, level))
+                    if knee_reached(curve, st.knee_growth, st.p99_explode):
+                        break
+        if st.load_levels:
+            self.summary.load[config.key] = curve
+            self.summary.knee[config.key] = knee_of(curve, st.knee_growth)
+
+    def cold(self, config: TargetConfig, base: dict) -> None:
+        key = unit_key(config.key, "cold")
+        if key in self.done:
+            self.summary.cold[config.key] = self._skip(key)
+            return
+        advance, _ = self.bars.task(f"{config.label} cold", self.settings.n_cold)
+        samples = []
+        with self.target.cold_starts(config) as cold_start:
+            for i in range(self.settings.n_cold):
+                s = cold_start()
+                samples.append(s)
+                self.writer.append([_row(base, "cold", None, 1, i, s)])
+                advance(1, f"init {s.init_ms or 0:.0f} ms")
+        info = _phase_summary(samples)
+        self.summary.cold[config.key] = info
+        self._finish(key, info, len(samples))
+
+    def warm(self, config: TargetConfig, base: dict, client) -> None:
+        advance, _ = self.bars.task(f"{config.label} warm", self.settings.n_warm)
+        samples = []
+        for i in range(self.settings.n_warm):
+            s = client.call()
+            samples.append(s)
+            self.writer.append([_row(base, "warm", None, 1, i, s)])
+            advance(1, f"{s.client_ms:.1f} ms")
+        info = _phase_summary(samples)
+        self.summary.warm[config.key] = info
+        self._finish(unit_key(config.key, "warm"), info, len(samples))
+
+    def load_level(self, config: TargetConfig, base: dict, endpoint: Endpoint, level: int) -> LevelResult:
+        _, set_done = self.bars.task(f"{config.label} load x{level}", self.settings.level_s)
+        pairs, t0 = closed_loop(endpoint, level, self.settings.level_s,
+                                tick=lambda el, n: set_done(el, f"{n / max(el, 1e-9):.0f} req/s"))
+        rows = [_row(base, "load", level, level, i, s) for i, (_, s) in enumerate(pairs)]
+        self.writer.append(rows)
+        result = _level_result(level, [s for _, s in pairs], t0)
+        self._finish(unit_key(config.key, "load", level), asdict(result), len(rows))
+        return result
