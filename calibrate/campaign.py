@@ -367,7 +367,8 @@ def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume
     `host`: host checks already made (`calibrate.host.check_host()`), else they are made now.
     `echo`: where messages go (default: stderr, warnings in bold red). `on_unit(key, summary)`
     is called after each unit is on disk. Ctrl-C stops everything started and keeps the rows."""
-    from calibrate.host import check_host, warnings as host_warnings
+    from calibrate.host import check_host
+    from calibrate.host import warnings as host_warnings
 
     t_start = time.perf_counter()
     settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s)

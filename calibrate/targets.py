@@ -228,12 +228,14 @@ def _parse_app(send_s, client_ms, status, headers, body, failure, *, limit: str 
 
 class LocalServerTarget(Target):
     """local-server: gunicorn + the app, one configuration per worker count in `workers_list`,
-    all held to `cpus` vCPUs (None: no limit). `threads`: onnxruntime threads per worker."""
+    all held to `cpus` vCPUs (None: no limit). `threads`: onnxruntime threads per worker.
+    `instance_type`: the EC2 type this local configuration stands for (e.g. c6i.large for 2 vCPUs);
+    recorded so that a profile's server entries match scenarios' `instance_type`."""
 
     name = "local-server"
 
     def __init__(self, model: str | os.PathLike, workers_list: Sequence[int] = (2,), cpus: float | None = None,
-                 *, threads: int = 1, seed: int = 0, timeout_s: float = 60.0):
+                 *, threads: int = 1, seed: int = 0, timeout_s: float = 60.0, instance_type: str | None = None):
         from deploy.models import resolve_model
 
         if not workers_list or any(int(w) < 1 for w in workers_list):
@@ -245,6 +247,7 @@ class LocalServerTarget(Target):
         super().__init__(mf.name, mf.sha256)
         self.workers_list = [int(w) for w in workers_list]
         self.cpus = None if cpus is None else float(cpus)
+        self.instance_type = instance_type
         self.threads = int(threads)
         self.timeout_s = float(timeout_s)
         self.bodies = request_bodies(mf, seed)
@@ -254,7 +257,11 @@ class LocalServerTarget(Target):
         for w in self.workers_list:
             key = f"workers={w}" if self.cpus is None else f"workers={w},cpus={self.cpus:g}"
             label = f"{w} worker{'s' if w > 1 else ''}" + ("" if self.cpus is None else f", {self.cpus:g} vCPU")
-            out.append(TargetConfig(key, {"workers": w, "cpus": self.cpus}, label))
+            fields = {"workers": w, "cpus": self.cpus}
+            if self.instance_type:
+                fields["instance_type"] = self.instance_type
+                label += f" (as {self.instance_type})"
+            out.append(TargetConfig(key, fields, label))
         return out
 
     def _server(self, config: TargetConfig):

@@ -7,6 +7,7 @@ A spec is a small mapping (DESIGN.md, "Distribution spec")::
     {dist: lognorm, s: 0.4, scale: 95, loc: 0}   # any scipy.stats continuous family, scipy's parameters
     {dist: empirical, samples: [...]}            # or {dist: empirical, file: samples.npy}
     {dist: scaled, factor: 0.6, of: {...}}        # factor * X (memory scaling of a measured profile)
+    {dist: mixture, weights: [...], components: [...]}   # and {dist: spliced, at, body, tail}: dists_composite.py
 
 Every distribution samples by inverse transform: ``sample(rng, n) == ppf(rng.random(n))``. The
 engines draw one uniform per request and purpose and map it through `ppf`, so two
@@ -236,6 +237,10 @@ def parse_dist(spec: Any, *, source: str | None = None, key: str = "",
                 return Exponential(num("scale"))
             only("mean")
             return Exponential(num("mean"))
+        if family in ("mixture", "spliced"):
+            from .dists_composite import parse_composite
+
+            return parse_composite(spec, source=source, key=key, base_dir=base_dir)
         if family == "scaled":
             only("factor", "of")
             if "of" not in params:

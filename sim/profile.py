@@ -138,7 +138,8 @@ class Profile:
     measured: Measurement
     lambdas: tuple[LambdaEntry, ...] = ()
     servers: tuple[ServerEntry, ...] = ()
-    lambda_scaling: LambdaScaling | None = None
+    lambda_scaling: Mapping[str, LambdaScaling] = field(default_factory=dict)
+    """Memory scaling of warm durations per architecture (fitted when several sizes were measured)."""
 
     def nearest_lambda_entry(self, memory_mb: int, architecture: str) -> LambdaEntry | None:
         """The measured entry of this architecture closest in memory (for interpolation), or None."""
@@ -312,14 +313,21 @@ def profile_from_dict(data: Any, *, source: str | None = "<profile>", path: Path
         if seen.setdefault((e.instance_type, e.workers), i) != i:
             raise ConfigError(source, f"server[{i}]", f"one entry per instance_type and workers "
                               f"(server[{seen[(e.instance_type, e.workers)]}] has the same)")
-    scaling = _lambda_scaling(top.data["lambda_scaling"], source) if "lambda_scaling" in top.data else None
+    scaling = _lambda_scalings(top.data["lambda_scaling"], source) if "lambda_scaling" in top.data else {}
     return Profile(path=path, model=model, measured=measured, lambdas=lambdas, servers=servers,
                    lambda_scaling=scaling)
 
 
-def _lambda_scaling(data: Any, source: str | None) -> LambdaScaling:
-    key = "lambda_scaling"
-    r = _Reader(data, source, key, ("model", "a_ms", "b_ms", "share_per_mb", "max_share", "measured_mb", "residuals"))
+def _lambda_scalings(data: Any, source: str | None) -> dict[str, LambdaScaling]:
+    """``lambda_scaling: {<architecture>: {model, a_ms, b_ms, measured_mb, ...}}``."""
+    if not isinstance(data, Mapping) or not data:
+        raise ConfigError(source, "lambda_scaling", "a mapping of architecture to its memory scaling", data)
+    return {arch: _lambda_scaling(v, source, f"lambda_scaling.{arch}") for arch, v in data.items()}
+
+
+def _lambda_scaling(data: Any, source: str | None, key: str) -> LambdaScaling:
+    r = _Reader(data, source, key, ("model", "statistic", "a_ms", "b_ms", "share_per_mb", "share_max_vcpu",
+                                     "measured_mb", "residuals", "p99"))
     if r.data.get("model", "a + b/share") != "a + b/share":
         raise ConfigError(source, f"{key}.model", "'a + b/share' (the only scaling model)", r.data.get("model"))
 
@@ -334,7 +342,8 @@ def _lambda_scaling(data: Any, source: str | None) -> LambdaScaling:
                                                               for x in rng) or rng[0] > rng[1]):
         raise ConfigError(source, f"{key}.measured_mb", "[smallest, largest] measured memory sizes (MB)", rng)
     out = LambdaScaling(a_ms=number("a_ms"), b_ms=number("b_ms"), measured_mb=(rng[0], rng[1]),
-                        share_per_mb=number("share_per_mb", 1.0 / 1769.0, True), max_share=number("max_share", 6.0, True))
+                        share_per_mb=number("share_per_mb", 1.0 / 1769.0, True),
+                        max_share=number("share_max_vcpu", 6.0, True))
     if out.duration_ms(rng[0]) <= 0 or out.duration_ms(rng[1]) <= 0:
         raise ConfigError(source, key, "a scaling with positive durations over the measured range", dict(r.data))
     return out

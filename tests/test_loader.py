@@ -293,7 +293,8 @@ def test_empty_platform_list_and_bad_trace_file(tmp_path):
 
 
 def test_profile_memory_scaling_interpolates_and_refuses_extrapolation(tmp_path):
-    prof = dict(PROFILE, lambda_scaling={"model": "a + b/share", "a_ms": 2.0, "b_ms": 10.0, "measured_mb": [1024, 2048]})
+    prof = dict(PROFILE, lambda_scaling={"x86_64": {"model": "a + b/share", "a_ms": 2.0, "b_ms": 10.0,
+                                                    "measured_mb": [1024, 2048]}})
     (tmp_path / "p.json").write_text(json.dumps(prof))
 
     def scenario(memory, extra=""):

@@ -1,0 +1,108 @@
+"""Diagnostic plots of one fit: histogram with the fitted density, QQ plot, and the tail.
+
+One PNG, three panels:
+1. histogram of the measurements (density scale, x up to the empirical p99.9 so a long tail does
+   not squash the body) with the chosen distribution's PDF (an empirical choice has none; a
+   spliced one has it above the splice point only);
+2. QQ plot: measured quantiles against the chosen distribution's, at plotting positions
+   (i - 0.5) / n (at most 2000 of them, every one of the top 200 kept), log-log, with y = x;
+3. empirical and fitted survival function 1 - CDF, log-log (a power-law tail is a straight line),
+   with p99 and p99.9 marked.
+
+Drawn with matplotlib's Agg canvas directly (no pyplot, no global state), written atomically.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from sim.dists import parse_dist
+from sim.dists_composite import dist_cdf, dist_pdf
+
+from .fit import FitReport
+
+__all__ = ["plot_fit"]
+
+
+def _qq_positions(n: int) -> np.ndarray:
+    idx = np.unique(np.concatenate([np.linspace(0, n - 1, min(n, 2000)).astype(int), np.arange(max(0, n - 200), n)]))
+    return idx
+
+
+def plot_fit(x: np.ndarray, report: FitReport, path: str | Path, title: str) -> Path:
+    """Write the three-panel diagnostic PNG of `report` (fitted to `x`) to `path`; returns it."""
+    path = Path(path)
+    xs = np.sort(np.asarray(x, dtype=float).ravel())
+    n = xs.size
+    dist = parse_dist(report.spec)
+    label = f"{report.family} ({report.method})"
+
+    fig = Figure(figsize=(15, 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_h, ax_q, ax_s = fig.subplots(1, 3)
+
+    hi = max(report.empirical["p999"], xs[0] * 1.0001)
+    body = xs[xs <= hi]
+    ax_h.hist(body, bins=min(100, max(10, int(np.sqrt(body.size)))), density=True, color="0.75",
+              edgecolor="0.6", label="measured")
+    grid = np.linspace(xs[0], hi, 600)
+    pdf = dist_pdf(dist, grid) * (n / body.size)  # the histogram is normalised over the shown part
+    if np.isfinite(pdf).any():
+        ax_h.plot(grid, pdf, color="C0", lw=1.8, label=f"fitted PDF: {label}")
+    else:
+        ax_h.plot([], [], " ", label=f"{label}: no PDF")
+    ax_h.set_xlabel("duration (up to the empirical p99.9)")
+    ax_h.set_ylabel("density")
+    ax_h.set_title("histogram and fitted PDF")
+    ax_h.legend(fontsize=8)
+
+    idx = _qq_positions(n)
+    theo = dist.ppf((idx + 0.5) / n)
+    ax_q.plot(theo, xs[idx], ".", ms=3, color="C0")
+    lo_q = max(min(theo.min(), xs[0]), 1e-9)
+    hi_q = max(theo.max(), xs[-1])
+    ax_q.plot([lo_q, hi_q], [lo_q, hi_q], color="C3", lw=1, label="y = x")
+    if xs[0] > 0 and theo.min() > 0:
+        ax_q.set_xscale("log")
+        ax_q.set_yscale("log")
+    ax_q.set_xlabel(f"fitted quantile ({report.family})")
+    ax_q.set_ylabel("measured quantile")
+    ax_q.set_title("QQ plot")
+    ax_q.legend(fontsize=8)
+
+    surv_emp = (n - np.arange(n)) / n  # P(X >= x_(i)), down to 1/n
+    ax_s.step(xs, surv_emp, where="post", color="0.3", lw=1.2, label="measured")
+    top = min(max(xs[-1], float(dist.ppf(np.array([0.9999]))[0])), 10 * xs[-1])
+    logx = xs[0] > 0
+    sgrid = np.geomspace(xs[0], top, 2000) if logx else np.linspace(xs[0], top, 2000)
+    ax_s.plot(sgrid, 1.0 - dist_cdf(dist, sgrid), color="C0", lw=1.5, label=f"fitted: {label}")
+    for q, name in ((1e-2, "p99"), (1e-3, "p99.9")):
+        ax_s.axhline(q, color="0.7", lw=0.8, ls="--")
+        ax_s.text(sgrid[-1], q, name, ha="right", va="bottom", fontsize=8, color="0.4")
+    ax_s.set_yscale("log")
+    if logx:
+        ax_s.set_xscale("log")
+    ax_s.set_ylim(max(0.2 / n, 1e-7), 1.5)
+    ax_s.set_xlabel("duration")
+    ax_s.set_ylabel("1 - CDF")
+    ax_s.set_title("tail: empirical vs fitted")
+    ax_s.legend(fontsize=8)
+
+    fig.suptitle(f"{title} — {label}, n={n}, KS {report.ks:.3g} (p {report.ks_p:.2g}), "
+                 f"p99 {report.empirical['p99']:.4g} measured vs {report.fitted['p99']:.4g} fitted", fontsize=10)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

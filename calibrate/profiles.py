@@ -1,0 +1,376 @@
+"""From a measurement table to a calibration profile (``servesim.profile/1``, see sim/profile.py).
+
+What is taken from the table (only rows with status ``ok`` are fitted; every status is counted):
+
+- **Lambda-like** rows (``memory_mb`` set): one entry per (memory_mb, architecture).
+  ``warm_ms`` is fitted to ``server_ms`` of phase ``warm``: Lambda's Duration, the invocation as
+  billed, which is what the simulator's warm_ms stands for (client-side network and front-door
+  time is not part of it). If a configuration has no server_ms, ``client_ms`` is used and the fit
+  metadata says so (``column``). ``cold_init_ms`` is fitted to ``init_ms`` of phase ``cold``
+  (Lambda's Init Duration). ``max_memory_mb`` is the largest ``max_memory_mb`` seen in any phase.
+- **Server-like** rows (``memory_mb`` null): one entry per (instance type, workers); the instance
+  type is ``instance_type``, or ``local`` (``local-<cpus>vcpu`` when a CPU limit was set) for the
+  local server. ``service_ms`` is fitted to ``client_ms`` of phase ``warm``: sequential requests,
+  one at a time, so the client-side latency is the time one worker is busy with a request
+  (parsing, inference, response) plus the loopback or network round trip, which the simulator has
+  no other place for. ``boot_s`` is fitted to ``init_ms / 1000`` of phase ``cold`` (process
+  start, or launch, to ready), when there is one. ``throughput``: phase ``load`` grouped by
+  ``level``; per level, concurrency = the largest ``concurrency`` recorded (clients in flight),
+  rps = ok responses / (last completion - first send), p50_ms and p99_ms of ``client_ms``. Points
+  whose concurrency does not increase over the one before are dropped (counted).
+  The **knee** is the last point, walking up in concurrency, before the first one whose p99 is
+  more than 2x the lowest level's p99 or whose throughput grows by less than 5 % over the point
+  before. sim/profile.py has no key for it, nor for the status counts, so for now both ride in the
+  free-form ``fit`` metadata of the entry's main distribution (``service_ms.fit.knee``,
+  ``warm_ms.fit.status`` / ``service_ms.fit.status``: counts per phase and status).
+- **Memory scaling** (``lambda_scaling``, top level, keyed by architecture, for every architecture
+  measured at two or more memory sizes): `calibrate.fit.fit_memory_scaling` on the same warm
+  samples as ``warm_ms``. (sim/profile.py does not accept this key yet.)
+
+Identity: ``model.name`` from ``model`` (one model per table), ``model.sha256`` from
+``model_sha256`` when it is one 64-hex value; ``measured.target`` the distinct targets joined with
+``+``; ``measured.at`` the first send time (UTC); ``measured.host`` and ``measured.versions`` from
+``_campaign.json`` beside the table's parts when present (keys ``host`` and ``versions``).
+``measured.table_sha256``: with `source_path`, the sha256 of the bytes of the table's ``.parquet``
+files concatenated in sorted order of their paths relative to the table folder (or of the one
+file); without it, the sha256 of the DataFrame's canonical CSV (the measurement columns in schema
+order; integer columns as integers, float columns as Python's repr, strings JSON-quoted, nulls
+empty; the header line, then the row lines sorted), the same for a table read back from Parquet.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from sim.errors import ConfigError
+from sim.profile import SCHEMA
+
+from .fit import FitReport, fit_memory_scaling, fit_samples
+from .table import COLUMNS
+
+__all__ = ["profile_from_table", "fit_measurements", "write_profile", "read_table", "table_sha256",
+           "KNEE_P99_FACTOR", "KNEE_MIN_GROWTH"]
+
+KNEE_P99_FACTOR = 2.0
+KNEE_MIN_GROWTH = 0.05
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_STATUS_PHASES = ("cold", "warm", "load")
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a measurement table (a folder of Parquet parts, or one file), checking its columns."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(str(path), "", "an existing measurement table (a folder of Parquet parts or a .parquet file)")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow's errors are many
+        raise ConfigError(str(path), "", f"a readable Parquet measurement table ({exc})") from None
+    _check_columns(df, str(path))
+    return df
+
+
+def _check_columns(df: pd.DataFrame, source: str | None) -> None:
+    missing = [n for n in COLUMNS.names if n not in df.columns]
+    if missing:
+        raise ConfigError(source, "columns", f"the measurement table's columns (missing: {', '.join(missing)})")
+
+
+def table_sha256(df: pd.DataFrame, source_path: str | Path | None = None) -> str:
+    """The table's sha256 (see the module docstring for what is hashed)."""
+    h = hashlib.sha256()
+    paths = [Path(x) for x in source_path] if isinstance(source_path, (list, tuple)) else \
+        [Path(source_path)] if source_path is not None else []
+    if paths and all(p.exists() for p in paths):
+        files = []
+        for p in paths:  # several tables: in the order given
+            files += [p] if p.is_file() else sorted(p.rglob("*.parquet"), key=lambda f: f.relative_to(p).as_posix())
+        for f in files:
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        return h.hexdigest()
+    cols = list(COLUMNS.names)
+    kinds = ["int" if pa.types.is_integer(f.type) else "float" if pa.types.is_floating(f.type) else "str"
+             for f in COLUMNS]
+
+    def cell(v: Any, kind: str) -> str:  # by the schema's type, so int64-with-nulls read back as float agrees
+        if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+            return ""
+        if kind == "int":
+            return str(int(v))
+        if kind == "float":
+            return repr(float(v))
+        return json.dumps(str(v))
+
+    lines = sorted(",".join(cell(v, k) for v, k in zip(row, kinds))
+                   for row in df[cols].astype(object).itertuples(index=False))
+    h.update((",".join(cols) + "\n").encode())
+    for line in lines:
+        h.update((line + "\n").encode())
+    return h.hexdigest()
+
+
+def _campaign_info(source_path) -> dict:
+    if isinstance(source_path, (list, tuple)):  # several tables: the first one's host and versions
+        source_path = source_path[0] if source_path else None
+    if source_path is None:
+        return {}
+    p = Path(source_path)
+    f = (p if p.is_dir() else p.parent) / "_campaign.json"
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict = {}
+    host = data.get("host") if isinstance(data, dict) else None
+    if isinstance(host, dict):
+        host = host.get("hostname") or host.get("name")
+    if isinstance(host, str) and host:
+        out["host"] = host
+    versions = data.get("versions") if isinstance(data, dict) else None
+    if isinstance(versions, dict):
+        out["versions"] = {str(k): str(v) for k, v in versions.items() if v is not None}
+    return out
+
+
+# -- fitting --------------------------------------------------------------------------------------------
+
+def _status_counts(rows: pd.DataFrame) -> dict:
+    out = {}
+    for phase in _STATUS_PHASES:
+        sub = rows[rows["phase"] == phase]
+        if len(sub):
+            counts = sub["status"].value_counts()
+            out[phase] = {s: int(counts.get(s, 0)) for s in ("ok", "throttled", "error", "timeout")}
+            other = int(len(sub) - sum(out[phase].values()))
+            if other:
+                out[phase]["other"] = other
+    return out
+
+
+def _values(rows: pd.DataFrame, column: str) -> np.ndarray:
+    v = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float)
+    return v[np.isfinite(v)]
+
+
+def _spec_with_fit(report: FitReport, **extra) -> dict:
+    return {**report.spec, "fit": {**report.fit_meta(), **extra}}
+
+
+def _throughput(load: pd.DataFrame) -> tuple[list[dict], int]:
+    points: list[dict] = []
+    dropped = 0
+    for level, grp in sorted(load.groupby("level", dropna=True), key=lambda kv: kv[0]):
+        lat = _values(grp, "client_ms")
+        if lat.size == 0:
+            continue
+        send = pd.to_numeric(grp["send_s"], errors="coerce").to_numpy(dtype=float)
+        done = send + pd.to_numeric(grp["client_ms"], errors="coerce").to_numpy(dtype=float) / 1000.0
+        span = np.nanmax(done) - np.nanmin(send)
+        if not (span > 0):
+            continue
+        conc = pd.to_numeric(grp["concurrency"], errors="coerce").max()
+        conc = int(round(conc)) if pd.notna(conc) else int(round(level))
+        point = {"concurrency": max(conc, 1), "rps": float(lat.size / span),
+                 "p50_ms": float(np.quantile(lat, 0.5)), "p99_ms": float(np.quantile(lat, 0.99))}
+        if points and point["concurrency"] <= points[-1]["concurrency"]:
+            dropped += 1
+            continue
+        points.append(point)
+    return points, dropped
+
+
+def _knee(points: list[dict]) -> dict | None:
+    if not points:
+        return None
+    base = points[0]["p99_ms"]
+    knee = points[0]
+    for prev, p in zip(points, points[1:]):
+        if p["p99_ms"] > KNEE_P99_FACTOR * base or p["rps"] < (1 + KNEE_MIN_GROWTH) * prev["rps"]:
+            break
+        knee = p
+    return {**knee, "rule": f"last point before p99 > {KNEE_P99_FACTOR:g}x the lowest level's or throughput "
+                            f"growth < {KNEE_MIN_GROWTH:.0%}"}
+
+
+def _fit(label: str, x: np.ndarray, fits: list, where: str) -> FitReport:
+    if x.size == 0:
+        raise ConfigError(where, label, "ok rows with a value to fit")
+    report = fit_samples(x)
+    fits.append((label, x, report))
+    return report
+
+
+def _lambda_entries(df: pd.DataFrame, source: str | None, fits: list) -> tuple[list[dict], dict]:
+    rows = df[df["memory_mb"].notna()]
+    entries, warm_by_arch = [], {}
+    if rows["architecture"].isna().any():
+        raise ConfigError(source, "architecture", "an architecture (x86_64 or arm64) on every Lambda-like row")
+    for (mem, arch), grp in sorted(rows.groupby(["memory_mb", "architecture"]), key=lambda kv: (kv[0][1], kv[0][0])):
+        mem = int(mem)
+        name = f"lambda-{mem}mb-{arch}"
+        ok = grp[grp["status"] == "ok"]
+        warm = ok[ok["phase"] == "warm"]
+        column = "server_ms"
+        x = _values(warm, "server_ms")
+        if x.size == 0:
+            column, x = "client_ms", _values(warm, "client_ms")
+        rep = _fit(f"{name}-warm_ms", x, fits, source or "<table>")
+        warm_by_arch.setdefault(arch, []).append((mem, x))
+        cold = _values(ok[ok["phase"] == "cold"], "init_ms")
+        rep_cold = _fit(f"{name}-cold_init_ms", cold, fits, source or "<table>")
+        entry = {"memory_mb": mem, "architecture": str(arch),
+                 "warm_ms": _spec_with_fit(rep, column=column, status=_status_counts(grp)),
+                 "cold_init_ms": _spec_with_fit(rep_cold, column="init_ms")}
+        mm = _values(ok, "max_memory_mb")
+        if mm.size:
+            entry["max_memory_mb"] = float(mm.max())
+        entries.append(entry)
+    scaling = {arch: fit_memory_scaling([m for m, _ in v], [s for _, s in v])
+               for arch, v in warm_by_arch.items() if len({m for m, _ in v}) >= 2}
+    return entries, scaling
+
+
+def _server_entries(df: pd.DataFrame, source: str | None, fits: list) -> list[dict]:
+    rows = df[df["memory_mb"].isna()].copy()
+    if rows.empty:
+        return []
+    if rows["workers"].isna().any():
+        raise ConfigError(source, "workers", "a worker count on every server-like row (memory_mb null)")
+    itype = rows["instance_type"].astype(object)
+    cpus = pd.to_numeric(rows["cpus"], errors="coerce")
+    local = [("local" if pd.isna(c) else f"local-{c:g}vcpu") for c in cpus]
+    rows["_itype"] = [str(t) if isinstance(t, str) and t else loc for t, loc in zip(itype, local)]
+    entries = []
+    for (it, workers), grp in sorted(rows.groupby(["_itype", "workers"]), key=lambda kv: (kv[0][0], kv[0][1])):
+        workers = int(workers)
+        name = f"server-{it}-w{workers}"
+        ok = grp[grp["status"] == "ok"]
+        rep = _fit(f"{name}-service_ms", _values(ok[ok["phase"] == "warm"], "client_ms"), fits, source or "<table>")
+        points, dropped = _throughput(ok[ok["phase"] == "load"])
+        meta: dict = {"column": "client_ms", "status": _status_counts(grp)}
+        knee = _knee(points)
+        if knee is not None:
+            meta["knee"] = knee
+        if dropped:
+            meta["throughput_dropped"] = dropped
+        entry: dict = {"instance_type": it, "workers": workers, "service_ms": _spec_with_fit(rep, **meta)}
+        boot = _values(ok[ok["phase"] == "cold"], "init_ms") / 1000.0
+        if boot.size:
+            rep_boot = _fit(f"{name}-boot_s", boot, fits, source or "<table>")
+            entry["boot_s"] = _spec_with_fit(rep_boot, column="init_ms/1000")
+        if points:
+            entry["throughput"] = points
+        entries.append(entry)
+    return entries
+
+
+def _build(df: pd.DataFrame, source_path) -> tuple[dict, list]:
+    if isinstance(source_path, (list, tuple)):
+        source = " + ".join(str(p) for p in source_path)
+    else:
+        source = str(source_path) if source_path is not None else None
+    _check_columns(df, source)
+    if df.empty:
+        raise ConfigError(source, "", "a measurement table with at least one row")
+    models = sorted(df["model"].dropna().unique())
+    if len(models) != 1:
+        raise ConfigError(source, "model", "exactly one model per table (fit each model's rows separately)", models)
+    model: dict = {"name": str(models[0])}
+    shas = df["model_sha256"].dropna().unique()
+    if len(shas) == 1 and _HEX64.match(str(shas[0])):
+        model["sha256"] = str(shas[0])
+    targets = sorted(str(t) for t in df["target"].dropna().unique())
+    if not targets:
+        raise ConfigError(source, "target", "a target on the measurement rows")
+    measured: dict = {"target": "+".join(targets)}
+    measured.update(_campaign_info(source_path))
+    send = pd.to_numeric(df["send_s"], errors="coerce")
+    if send.notna().any():
+        measured["at"] = datetime.fromtimestamp(float(send.min()), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    measured["table_sha256"] = table_sha256(df, source_path)
+
+    fits: list = []
+    lambdas, scaling = _lambda_entries(df, source, fits)
+    servers = _server_entries(df, source, fits)
+    profile: dict = {"schema": SCHEMA, "model": model, "measured": measured}
+    if lambdas:
+        profile["lambda"] = lambdas
+    if servers:
+        profile["server"] = servers
+    if scaling:
+        profile["lambda_scaling"] = scaling
+    return profile, fits
+
+
+def profile_from_table(df: pd.DataFrame, *, source_path: str | Path | None = None) -> dict:
+    """The calibration profile (a JSON-ready dict) of a measurement table; see the module docstring."""
+    return _build(df, source_path)[0]
+
+
+def fit_measurements(table_path, out_path: str | Path, *, plots_dir: str | Path | None = None) -> dict:
+    """`servesim fit`: read the table (or several tables of the same model, e.g. a local-lambda and a
+    local-server campaign, into one profile), fit, write the profile atomically (and one diagnostic
+    PNG per fitted distribution into `plots_dir`, named ``<entry>-<key>.png``); returns the profile."""
+    if isinstance(table_path, (list, tuple)):
+        table_path = list(table_path) if len(table_path) > 1 else table_path[0]
+    df = pd.concat([read_table(p) for p in table_path], ignore_index=True) \
+        if isinstance(table_path, list) else read_table(table_path)
+    profile, fits = _build(df, table_path)
+    if plots_dir is not None:
+        from .fitplots import plot_fit  # matplotlib only when asked for
+
+        for label, x, report in fits:
+            plot_fit(x, report, Path(plots_dir) / f"{label}.png", label)
+    write_profile(profile, out_path)
+    return profile
+
+
+# -- writing ---------------------------------------------------------------------------------------------
+
+def _dumps(obj: Any, indent: int = 0) -> str:
+    """JSON with nested objects indented and lists of scalars on one line (samples stay compact)."""
+    pad, inner = " " * indent, " " * (indent + 2)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{inner}{json.dumps(str(k))}: {_dumps(v, indent + 2)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, (list, tuple)):
+        if all(not isinstance(v, (dict, list, tuple)) for v in obj):
+            return "[" + ", ".join(json.dumps(v, allow_nan=False) for v in obj) + "]"
+        return "[\n" + ",\n".join(inner + _dumps(v, indent + 2) for v in obj) + "\n" + pad + "]"
+    if isinstance(obj, (np.floating, np.integer)):
+        obj = obj.item()
+    return json.dumps(obj, allow_nan=False)
+
+
+def write_profile(profile: dict, path: str | Path) -> Path:
+    """Write `profile` as JSON to `path` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    text = _dumps(profile) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
