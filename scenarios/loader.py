@@ -352,7 +352,7 @@ def _lambda(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef) -> LambdaConf
     memory, arch = kw["memory_mb"], kw["architecture"]
     entry = profile.profile.lambda_entry(memory, arch) if profile.profile else None
     note = None
-    if entry is None and profile.profile is not None and profile.profile.lambda_scaling is not None:
+    if entry is None and profile.profile is not None and arch in profile.profile.lambda_scaling:
         entry, note = _interpolated_entry(profile.profile, memory, arch, kw["allow_extrapolation"], ctx, key)
     service = _service(p, ctx, key, _LAMBDA_SERVICE, entry, profile, name,
                        f"memory_mb={memory}, architecture={arch}")
@@ -365,7 +365,7 @@ def _interpolated_entry(prof: Profile, memory: int, arch: str, allow: bool, ctx:
 
     Only warm durations scale; the cold start's INIT keeps its measured distribution (AWS gives
     INIT a CPU boost at every memory size)."""
-    scaling = prof.lambda_scaling
+    scaling = prof.lambda_scaling[arch]
     near = prof.nearest_lambda_entry(memory, arch)
     if near is None:
         return None, None
