@@ -13,14 +13,13 @@ Drawn with matplotlib's Agg canvas directly (no pyplot, no global state), writte
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from sim.atomic import atomic_path
 from sim.dists import parse_dist
 from sim.dists_composite import dist_cdf, dist_pdf
 
@@ -96,13 +95,6 @@ def plot_fit(x: np.ndarray, report: FitReport, path: str | Path, title: str) -> 
     fig.suptitle(f"{title} — {label}, n={n}, KS {report.ks:.3g} (p {report.ks_p:.2g}), "
                  f"p99 {report.empirical['p99']:.4g} measured vs {report.fitted['p99']:.4g} fitted", fontsize=10)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     return path

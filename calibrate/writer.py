@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -28,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calibrate.table import COLUMNS, SCHEMA_VERSION
+from sim.atomic import atomic_path, write_text
 from sim.errors import ServesimError
 
 CAMPAIGN_FILE = "_campaign.json"
@@ -48,14 +48,7 @@ def _now() -> str:
 
 def write_json_atomic(path: Path, data: Mapping) -> None:
     """`data` as indented JSON at `path`, via a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_text(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
 class TableWriter:
@@ -182,13 +175,8 @@ class TableWriter:
             return None
         table = pa.Table.from_pylist([{n: r.get(n) for n in COLUMNS.names} for r in self._buffer], schema=COLUMNS)
         target = self.path / f"part-{self._next_part:06d}.parquet"
-        fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".tmp", dir=self.path)
-        os.close(fd)
-        try:
+        with atomic_path(target) as tmp:
             pq.write_table(table, tmp)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
         self._next_part += 1
         self.rows_written += len(self._buffer)
         self._buffer, self._buffer_unit = [], None

@@ -39,8 +39,14 @@ from typing import Callable, Mapping, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from deploy.lambda_report import format_report
-from deploy.local_lambda.environments import (EnvironmentPool, EnvironmentSpec, Invocation, ThrottledError,
-                                              VCPU_PER_MB, limit_fields)
+from deploy.local_lambda.environments import (
+    VCPU_PER_MB,
+    EnvironmentPool,
+    EnvironmentSpec,
+    Invocation,
+    ThrottledError,
+    limit_fields,
+)
 from sim.errors import ServesimError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -8,12 +8,11 @@ building the same model at once both leave a whole one.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterator
+
+from sim.atomic import atomic_path
 
 
 def cache_dir() -> Path:
@@ -39,21 +38,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target`, renamed to `target` when the block succeeds and
-    removed when it fails. The block writes the file."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is read by servers and containers
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_atomic(target: Path, data: bytes) -> None:

@@ -24,8 +24,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from deploy.models import cifar, lstm, minilm, mobilenetv2, recommender, tabular
-from deploy.models.cache import atomic_path, models_dir, sha256_file, write_atomic
+from deploy.models.cache import models_dir, sha256_file, write_atomic
 from deploy.models.contract import ModelFile, ModelInfo, ZooEntry, info_from_graph, sample_from_specs
+from sim.atomic import atomic_path
 from sim.errors import ServesimError
 
 ZOO: dict[str, ZooEntry] = {e.info.name: e for e in (
