@@ -527,8 +527,8 @@ def cpu_share(memory_mb) -> np.ndarray:
     return np.minimum(np.asarray(memory_mb, dtype=float) / LAMBDA_MB_PER_VCPU, LAMBDA_MAX_VCPU)
 
 
-def _ls_fit(sizes: np.ndarray, t: np.ndarray) -> dict:
-    share = cpu_share(sizes)
+def _ls_fit(sizes: np.ndarray, t: np.ndarray, cap: float = LAMBDA_MAX_VCPU) -> dict:
+    share = np.minimum(sizes / LAMBDA_MB_PER_VCPU, cap)
     design = np.column_stack([np.ones_like(share), 1.0 / share])
     (a, b), *_ = np.linalg.lstsq(design, t, rcond=None)
     fit = a + b / share
@@ -540,13 +540,15 @@ def _ls_fit(sizes: np.ndarray, t: np.ndarray) -> dict:
 
 
 def fit_memory_scaling(memory_mb: Sequence[int], warm_samples: Sequence[np.ndarray]) -> dict:
-    """Fit t(m) = a + b / s(m), s(m) = min(m / 1769, 6) vCPU, to median and p99 warm durations (ms).
+    """How warm duration (ms) scales with Lambda memory, from the measured sizes.
 
-    Ordinary least squares on the per-size medians (and separately on the p99s). `a` is the part
-    that does not speed up with CPU, `b / s` the part that does. Needs at least two sizes; with
-    two the fit is exact (`dof` 0: no check possible), with more the residuals show whether the
-    model holds (a single-threaded model stops speeding up above 1 vCPU, which this model
-    does not know: look at `max_abs_rel`).
+    Records the measured per-size medians (`points`): the simulator interpolates between them,
+    piecewise linearly in 1/share (exact at the measured sizes). Also fits the summary model
+    t(m) = a + b / s(m), s(m) = min(m / 1769, cap) vCPU by ordinary least squares on the medians
+    (and separately the p99s), with `cap` the number of vCPUs the workload can use, chosen among
+    1..6 by the smallest squared error (a single-threaded model stops speeding up at 1 vCPU); the
+    simulator uses it only to extrapolate, when a scenario allows it. The residuals show how well
+    it holds (CPU-quota throttling at small sizes is not of this form).
     """
     if len(memory_mb) != len(warm_samples):
         raise ValueError("one sample array per memory size")
@@ -558,8 +560,11 @@ def fit_memory_scaling(memory_mb: Sequence[int], warm_samples: Sequence[np.ndarr
     samples = [np.asarray(warm_samples[i], dtype=float) for i in order]
     med = np.array([np.median(s) for s in samples])
     p99 = np.array([np.quantile(s, 0.99) for s in samples])
-    main, tail = _ls_fit(sizes, med), _ls_fit(sizes, p99)
+    fits = {cap: _ls_fit(sizes, med, cap) for cap in range(1, int(LAMBDA_MAX_VCPU) + 1)}
+    cap = min(fits, key=lambda c: (float(np.sum(np.square(fits[c]["residuals"]["residual_ms"]))), -c))
+    main, tail = fits[cap], _ls_fit(sizes, p99, cap)
     return {"model": "a + b/share", "statistic": "median", "a_ms": main["a_ms"], "b_ms": main["b_ms"],
-            "share_per_mb": 1.0 / LAMBDA_MB_PER_VCPU, "share_max_vcpu": LAMBDA_MAX_VCPU,
-            "measured_mb": [int(sizes[0]), int(sizes[-1])], "residuals": main["residuals"],
+            "share_per_mb": 1.0 / LAMBDA_MB_PER_VCPU, "share_max_vcpu": float(cap),
+            "measured_mb": [int(sizes[0]), int(sizes[-1])],
+            "points": [[int(m), float(t)] for m, t in zip(sizes, med)], "residuals": main["residuals"],
             "p99": {"a_ms": tail["a_ms"], "b_ms": tail["b_ms"], "residuals": tail["residuals"]}}

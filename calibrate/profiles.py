@@ -42,9 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -53,6 +51,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sim.atomic import write_text
 from sim.errors import ConfigError
 from sim.profile import SCHEMA
 
@@ -137,11 +136,12 @@ def _campaign_info(source_path) -> dict:
         return {}
     out: dict = {}
     host = data.get("host") if isinstance(data, dict) else None
-    if isinstance(host, dict):
+    versions = data.get("versions") if isinstance(data, dict) else None
+    if isinstance(host, dict):  # the campaign's host checks: its name, and the versions it ran
+        versions = versions or host.get("versions")
         host = host.get("hostname") or host.get("name")
     if isinstance(host, str) and host:
         out["host"] = host
-    versions = data.get("versions") if isinstance(data, dict) else None
     if isinstance(versions, dict):
         out["versions"] = {str(k): str(v) for k, v in versions.items() if v is not None}
     return out
@@ -361,16 +361,4 @@ def _dumps(obj: Any, indent: int = 0) -> str:
 
 def write_profile(profile: dict, path: str | Path) -> Path:
     """Write `profile` as JSON to `path` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    text = _dumps(profile) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, _dumps(profile) + "\n")

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .config import ARCHITECTURES
+import numpy as np
+
 from .dists import Distribution, parse_dist
 from .errors import ConfigError, check_keys, read_user_file
 
@@ -92,8 +94,14 @@ class LambdaScaling:
     measured_mb: tuple[int, int]
     share_per_mb: float = 1.0 / 1769.0
     max_share: float = 6.0
+    points: tuple[tuple[int, float], ...] = ()
+    """Measured (memory_mb, median warm ms): inside the measured range the duration is
+    interpolated between them, linearly in 1/share; the a + b/share model only extrapolates."""
 
     def duration_ms(self, memory_mb: float) -> float:
+        if len(self.points) >= 2 and self.within(memory_mb):
+            inv = [1.0 / (m * self.share_per_mb) for m, _ in self.points]  # decreasing in memory
+            return float(np.interp(1.0 / (memory_mb * self.share_per_mb), inv[::-1], [t for _, t in self.points][::-1]))
         return self.a_ms + self.b_ms / min(memory_mb * self.share_per_mb, self.max_share)
 
     def factor(self, from_mb: int, to_mb: int) -> float:
@@ -327,7 +335,7 @@ def _lambda_scalings(data: Any, source: str | None) -> dict[str, LambdaScaling]:
 
 def _lambda_scaling(data: Any, source: str | None, key: str) -> LambdaScaling:
     r = _Reader(data, source, key, ("model", "statistic", "a_ms", "b_ms", "share_per_mb", "share_max_vcpu",
-                                     "measured_mb", "residuals", "p99"))
+                                     "measured_mb", "points", "residuals", "p99"))
     if r.data.get("model", "a + b/share") != "a + b/share":
         raise ConfigError(source, f"{key}.model", "'a + b/share' (the only scaling model)", r.data.get("model"))
 
@@ -341,9 +349,15 @@ def _lambda_scaling(data: Any, source: str | None, key: str) -> LambdaScaling:
     if (not isinstance(rng, list) or len(rng) != 2 or not all(isinstance(x, int) and not isinstance(x, bool)
                                                               for x in rng) or rng[0] > rng[1]):
         raise ConfigError(source, f"{key}.measured_mb", "[smallest, largest] measured memory sizes (MB)", rng)
+    pts = r.data.get("points", [])
+    if (not isinstance(pts, list) or not all(isinstance(p, list) and len(p) == 2 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in p) for p in pts)
+            or [p[0] for p in pts] != sorted({p[0] for p in pts})):
+        raise ConfigError(source, f"{key}.points", "[[memory_mb, median_ms], ...] with increasing memory sizes", pts)
     out = LambdaScaling(a_ms=number("a_ms"), b_ms=number("b_ms"), measured_mb=(rng[0], rng[1]),
                         share_per_mb=number("share_per_mb", 1.0 / 1769.0, True),
-                        max_share=number("share_max_vcpu", 6.0, True))
+                        max_share=number("share_max_vcpu", 6.0, True),
+                        points=tuple((int(m), float(t)) for m, t in pts))
     if out.duration_ms(rng[0]) <= 0 or out.duration_ms(rng[1]) <= 0:
         raise ConfigError(source, key, "a scaling with positive durations over the measured range", dict(r.data))
     return out

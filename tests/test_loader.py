@@ -315,3 +315,15 @@ def test_profile_memory_scaling_interpolates_and_refuses_extrapolation(tmp_path)
         load_scenario(scenario(3008))
     cfg = load_scenario(scenario(3008, ", allow_extrapolation: true")).platforms[0]
     assert "EXTRAPOLATED" in cfg.service.interpolated
+
+
+def test_memory_scaling_interpolates_between_measured_sizes_in_inverse_share():
+    from sim.profile import LambdaScaling
+
+    s = LambdaScaling(a_ms=-5.0, b_ms=1.0, measured_mb=(512, 3008), max_share=1.0,
+                      points=((512, 85.0), (1024, 13.6), (1769, 13.5), (3008, 13.6)))
+    assert [s.duration_ms(m) for m in (512, 1024, 1769, 3008)] == [85.0, 13.6, 13.5, 13.6]  # exact where measured
+    x = lambda m: 1769.0 / m  # noqa: E731  (1/share)
+    w = (x(768) - x(1024)) / (x(512) - x(1024))
+    assert s.duration_ms(768) == pytest.approx(13.6 + w * (85.0 - 13.6))
+    assert s.duration_ms(4096) == pytest.approx(-5.0 + 1.0 / 1.0)  # outside: the a + b/share model
