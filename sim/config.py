@@ -6,7 +6,7 @@ them has no side effects. Units are in the field names.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Union
 
 from .dists import Distribution
@@ -123,16 +123,3 @@ class EC2Config:
 
 
 PlatformConfig = Union[LambdaConfig, EC2Config]
-
-
-@dataclass(frozen=True)
-class SimOptions:
-    """How to run: seed, window and output choices (not what is modelled)."""
-
-    seed: int = 0
-    warmup_s: float = 0.0
-    horizon_s: float | None = None
-    """End of the measured window (the trace's duration); None = the last arrival."""
-    records: bool = False
-    series_period_s: float = 60.0
-    extra: dict = field(default_factory=dict)

@@ -20,10 +20,9 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("gunicorn")
 
 import pyarrow.dataset as ds  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from modelhelp import write_tiny_model  # noqa: E402
 
-from calibrate.campaign import (LevelResult, knee_of, knee_reached, parse_list, run_campaign,  # noqa: E402
-                                settings_for)
+from calibrate.campaign import LevelResult, knee_of, knee_reached, parse_list, run_campaign, settings_for  # noqa: E402
 from calibrate.host import HOST_KEYS, check_host, warnings  # noqa: E402
 from calibrate.table import COLUMNS, SCHEMA_VERSION  # noqa: E402
 from calibrate.targets import HttpTarget, LocalLambdaTarget, LocalServerTarget  # noqa: E402
@@ -37,22 +36,7 @@ QUICK = dict(quick=True, progress=False, echo=lambda s: None)
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """softmax(input @ W + b): input float32 [N, 16] -> probs float32 [N, 4]."""
-    rng = np.random.default_rng(1)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["input", "W"], ["mm"]),
-         helper.make_node("Add", ["mm", "b"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probs"], axis=-1)],
-        "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 16])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 4])],
-        [numpy_helper.from_array(rng.standard_normal((16, 4)).astype(np.float32), "W"),
-         numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    onnx.save(model, str(path))
-    return path
+    return write_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
 
 
 @pytest.fixture(scope="session")

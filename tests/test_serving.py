@@ -25,6 +25,7 @@ requests = pytest.importorskip("requests")
 pytest.importorskip("gunicorn")
 pytest.importorskip("flask")
 
+from modelhelp import write_tiny_model  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from deploy import procs  # noqa: E402
@@ -46,19 +47,7 @@ def _save(graph, path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    """softmax(input @ W + b): input float32 [N, 16] -> probs float32 [N, 4]."""
-    rng = np.random.default_rng(1)
-    w = rng.standard_normal((16, 4)).astype(np.float32)
-    b = rng.standard_normal(4).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["input", "W"], ["mm"]),
-         helper.make_node("Add", ["mm", "b"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probs"], axis=-1)],
-        "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 16])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 4])],
-        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")])
-    return _save(graph, tmp_path_factory.mktemp("models") / "tiny.onnx")
+    return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny.onnx")
 
 
 @pytest.fixture(scope="module")
