@@ -30,7 +30,8 @@ from sim.errors import ServesimError  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
-# A handler whose behaviour the event chooses: answer, sleep, raise, or kill its runtime.
+# A handler whose behaviour the event chooses: answer, sleep, raise, kill its runtime, or read an
+# environment variable.
 TEST_HANDLER = textwrap.dedent("""\
     import os, time
     def handler(event, context):
@@ -41,6 +42,8 @@ TEST_HANDLER = textwrap.dedent("""\
             raise ValueError("boom")
         elif action == "exit":
             os._exit(3)
+        elif action == "env":
+            return {"value": os.environ.get(event["name"]), "pid": os.getpid()}
         print("handled", action)
         return {"action": action, "pid": os.getpid(), "memory": os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]}
     """)
@@ -326,3 +329,167 @@ def test_stopping_the_gateway_mid_invocation_leaves_nothing(rie, tiny_model, han
     t.join(timeout=10)
     body, ferr, rep, _ = out[0]  # the request in flight ends as a function error, not a hang
     assert ferr == "Unhandled" and body["errorType"] == "Runtime.ExitError"
+
+
+# ---- the configuration API: GetFunctionConfiguration, GetFunction, UpdateFunctionConfiguration ----
+
+def boto_client(gw):
+    """The client as the aws-lambda target makes it (credentials are not checked locally)."""
+    return boto3.client("lambda", endpoint_url=gw.url, region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing", config=Config(retries={"max_attempts": 0}, read_timeout=30))
+
+
+def _gone(pid: int) -> bool:
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def _wait_updated(c, gw) -> float:
+    """Seconds boto3's function_updated_v2 waiter took (it polls GetFunction every second)."""
+    t0 = time.monotonic()
+    c.get_waiter("function_updated_v2").wait(FunctionName=gw.function_name,
+                                             WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    return time.monotonic() - t0
+
+
+def test_get_function_configuration_has_aws_fields_and_only_the_function_variables(rie, tiny_model):
+    from deploy.rie import host_arch
+
+    with LocalLambda(tiny_model, memory_mb=512, timeout_s=7, rie=rie, env={"GREETING": "hi"}) as gw:
+        c = boto_client(gw)
+        cfg = c.get_function_configuration(FunctionName=gw.function_name)
+        assert cfg["FunctionName"] == "tiny" and cfg["FunctionArn"] == gw.arn
+        assert cfg["Runtime"] == f"python{sys.version_info.major}.{sys.version_info.minor}"
+        assert cfg["Handler"] == "deploy.handler.handler"
+        assert (cfg["MemorySize"], cfg["Timeout"]) == (512, 7)
+        assert cfg["Architectures"] == [host_arch()]
+        assert cfg["Environment"] == {"Variables": {"GREETING": "hi"}}  # no SERVESIM_*, PYTHONPATH, AWS_*
+        assert (cfg["State"], cfg["LastUpdateStatus"], cfg["PackageType"]) == ("Active", "Successful", "Zip")
+        assert cfg["CodeSize"] == tiny_model.stat().st_size and cfg["Version"] == "$LATEST"
+        assert cfg["RevisionId"] and cfg["LastModified"].endswith("+0000")
+        fn = c.get_function(FunctionName=gw.arn, Qualifier="$LATEST")
+        assert fn["Configuration"] == {k: v for k, v in cfg.items() if k != "ResponseMetadata"}
+        assert fn["Tags"] == {} and fn["Code"]["Location"] == tiny_model.resolve().as_uri()
+        assert fn["Concurrency"] == {"ReservedConcurrentExecutions": gw.concurrency_limit}
+        assert gw.status()["environments"] == []  # reading the configuration starts nothing
+    with LocalLambda(tiny_model, rie=rie) as gw:  # no variables: no Environment, as AWS answers
+        assert "Environment" not in boto_client(gw).get_function_configuration(FunctionName=gw.function_name)
+
+
+def test_update_function_configuration_makes_every_next_invoke_cold(rie, tiny_model, handler_dir):
+    with LocalLambda(tiny_model, rie=rie, handler="llfn:handler", python_path=[handler_dir],
+                     keep_alive_s=60, env={"KEEP": "1"}) as gw:
+        c = boto_client(gw)
+        first, _, rep, _ = call(c, gw, {"action": "a"})
+        warm, _, rep_warm, _ = call(c, gw, {"action": "b"})
+        assert rep["init_duration_ms"] is not None and rep_warm["init_duration_ms"] is None  # warm before
+        pids, revisions = [first["pid"]], [c.get_function(FunctionName=gw.function_name)["Configuration"]["RevisionId"]]
+        for i in range(3):
+            variables = c.get_function_configuration(FunctionName=gw.function_name)["Environment"]["Variables"]
+            cfg = c.update_function_configuration(
+                FunctionName=gw.function_name,
+                Environment={"Variables": {**variables, "SERVESIM_COLD_NONCE": f"nonce-{i}"}})
+            assert cfg["Environment"]["Variables"] == {"KEEP": "1", "SERVESIM_COLD_NONCE": f"nonce-{i}"}
+            assert cfg["LastUpdateStatus"] == "Successful" and cfg["RevisionId"] not in revisions
+            revisions.append(cfg["RevisionId"])
+            assert _wait_updated(c, gw) < 0.9  # passed on its first poll
+            assert _gone(pids[-1])  # the idle environment was stopped by the update
+            body, ferr, rep, _ = call(c, gw, {"action": "after"})
+            assert ferr is None and rep["init_duration_ms"] is not None  # a cold start
+            assert body["pid"] not in pids
+            pids.append(body["pid"])
+        status = gw.status()
+        assert status["counters"]["config_updates"] == 3 and status["counters"]["retired"] == 3
+        assert status["counters"]["cold_starts"] == 4 and status["revision_id"] == revisions[-1]
+        assert [e["state"] for e in status["environments"]] == ["idle"]
+
+
+def test_update_while_a_request_is_in_flight(rie, tiny_model, handler_dir):
+    with LocalLambda(tiny_model, rie=rie, handler="llfn:handler", python_path=[handler_dir], keep_alive_s=60) as gw:
+        c = boto_client(gw)
+        out = []
+        t = threading.Thread(target=lambda: out.append(call(c, gw, {"action": "sleep", "s": 2.0})))
+        t.start()
+        deadline = time.monotonic() + 10
+        while not any(e["invocations"] for e in gw.status()["environments"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # the runtime is in the handler now
+        t0 = time.monotonic()
+        c.update_function_configuration(FunctionName=gw.function_name,
+                                        Environment={"Variables": {"SERVESIM_COLD_NONCE": "1"}})
+        assert time.monotonic() - t0 < 1.0  # the update does not wait for the request
+        assert _wait_updated(c, gw) < 0.9
+        assert [e["state"] for e in gw.status()["environments"]] == ["retiring"]
+        t.join(timeout=15)
+        body, ferr, rep, _ = out[0]
+        assert ferr is None and body["action"] == "sleep" and rep["duration_ms"] >= 2000  # completed normally
+        assert gw.status()["environments"] == []  # retired, not made idle
+        assert _gone(body["pid"])
+        after, ferr, rep, _ = call(c, gw, {"action": "after"})
+        assert ferr is None and rep["init_duration_ms"] is not None and after["pid"] != body["pid"]
+        counters = gw.status()["counters"]
+        assert (counters["retired"], counters["discarded"], counters["cold_starts"]) == (1, 0, 2)
+
+
+def test_update_refuses_what_the_gateway_cannot_change(rie, tiny_model):
+    from botocore.exceptions import ClientError
+
+    def error(fn, **kw):
+        with pytest.raises(ClientError) as info:
+            fn(**kw)
+        return info.value.response["Error"]["Code"], info.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    with LocalLambda(tiny_model, memory_mb=1024, timeout_s=30, rie=rie) as gw:
+        c = boto_client(gw)
+        name = gw.function_name
+        before = c.get_function_configuration(FunctionName=name)
+        assert error(c.update_function_configuration, FunctionName=name, MemorySize=2048) == \
+            ("InvalidParameterValueException", 400)
+        assert error(c.update_function_configuration, FunctionName=name, Timeout=60,
+                     Environment={"Variables": {"A1": "x"}}) == ("InvalidParameterValueException", 400)
+        assert error(c.update_function_configuration, FunctionName=name, Role="arn:aws:iam::1:role/r") == \
+            ("InvalidParameterValueException", 400)
+        for key in ("PYTHONPATH", "SERVESIM_MODEL", "AWS_REGION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"):
+            assert error(c.update_function_configuration, FunctionName=name,
+                         Environment={"Variables": {key: "x"}}) == ("InvalidParameterValueException", 400)
+        assert error(c.update_function_configuration, FunctionName=name,
+                     Environment={"Variables": {"BIG": "x" * 5000}}) == ("InvalidParameterValueException", 400)
+        assert error(c.update_function_configuration, FunctionName=name, RevisionId="stale",
+                     Environment={"Variables": {"A1": "x"}}) == ("PreconditionFailedException", 412)
+        assert error(c.get_function_configuration, FunctionName="no-such-function") == \
+            ("ResourceNotFoundException", 404)
+        assert error(c.get_function, FunctionName="no-such-function") == ("ResourceNotFoundException", 404)
+        assert error(c.get_function, FunctionName=name, Qualifier="7") == ("ResourceNotFoundException", 404)
+        assert error(c.update_function_configuration, FunctionName="no-such-function",
+                     Environment={"Variables": {"A1": "x"}}) == ("ResourceNotFoundException", 404)
+        after = c.get_function_configuration(FunctionName=name)  # nothing was changed
+        assert after["RevisionId"] == before["RevisionId"] and "Environment" not in after
+        assert gw.status()["counters"]["config_updates"] == 0
+        # Fields equal to the current value are fine; so is the current RevisionId.
+        cfg = c.update_function_configuration(FunctionName=name, MemorySize=1024, Timeout=30,
+                                              Handler="deploy.handler.handler", RevisionId=before["RevisionId"],
+                                              Environment={"Variables": {"A1": "x"}})
+        assert cfg["Environment"]["Variables"] == {"A1": "x"} and cfg["MemorySize"] == 1024
+    with pytest.raises(ServesimError, match="reserved keys"):
+        LocalLambda(tiny_model, rie=rie, env={"PYTHONPATH": "/elsewhere"})
+
+
+def test_function_variables_reach_the_handler_under_the_gateway_plumbing(rie, tiny_model, handler_dir):
+    with LocalLambda(tiny_model, rie=rie, handler="llfn:handler", python_path=[handler_dir], keep_alive_s=60,
+                     env={"GREETING": "hi"}) as gw:
+        c = boto_client(gw)
+
+        def read(name):
+            body, ferr, _, _ = call(c, gw, {"action": "env", "name": name})
+            assert ferr is None
+            return body["value"]
+
+        assert read("GREETING") == "hi"
+        c.update_function_configuration(FunctionName=gw.function_name,
+                                        Environment={"Variables": {"GREETING": "bye", "SERVESIM_THREADS": "1"}})
+        assert read("GREETING") == "bye" and read("SERVESIM_THREADS") == "1"
+        assert read("SERVESIM_MODEL") == str(tiny_model.resolve())  # the plumbing is untouched
+        assert str(handler_dir.resolve()) in read("PYTHONPATH").split(os.pathsep)
+        assert read("AWS_LAMBDA_FUNCTION_NAME") == gw.function_name
+        c.update_function_configuration(FunctionName=gw.function_name, Environment={"Variables": {}})
+        assert read("GREETING") is None
+        assert "Environment" not in c.get_function_configuration(FunctionName=gw.function_name)

@@ -33,6 +33,11 @@ first), else a new one is started, unless `concurrency_limit` invocations are in
 which case the request is throttled at once (no queueing). An environment idle for
 `keep_alive_s` is stopped by a reaper thread that sleeps until the next deadline. An environment
 whose runtime crashed, failed its init or timed out is stopped and never reused.
+
+`EnvironmentPool.reconfigure` applies a configuration update as Lambda does: every invocation
+that starts after it runs in an environment started from the new spec. Idle environments are
+stopped before it returns; busy ones (and ones still starting) finish their current invocation
+and are then stopped ("retired"), never reused.
 """
 from __future__ import annotations
 
@@ -395,13 +400,16 @@ class PoolCounters:
     reclaimed: int = 0  # stopped after keep_alive_s idle
     discarded: int = 0  # stopped after a crash, failed init or timeout
     function_errors: int = 0
+    config_updates: int = 0  # `EnvironmentPool.reconfigure` calls
+    retired: int = 0  # stopped because the configuration changed after they started
 
 
 class EnvironmentPool:
     """Lambda's scheduling of one function's environments (see the module docstring).
 
     `acquire` returns an environment for one invocation (starting one if none is idle) or raises
-    ThrottledError; `release` hands it back. `close` stops every environment."""
+    ThrottledError; `release` hands it back; `reconfigure` switches to a new spec. `close` stops
+    every environment."""
 
     def __init__(self, spec: EnvironmentSpec, *, keep_alive_s: float, concurrency_limit: int):
         self.spec = spec
@@ -412,6 +420,7 @@ class EnvironmentPool:
         self._cond = threading.Condition()
         self._idle: list[Environment] = []  # oldest release first: MRU is the last
         self._busy: dict[int, Environment] = {}
+        self._retiring: set[int] = set()  # ids of busy environments started from an older spec
         self._closed = False
         self._reaper = threading.Thread(target=self._reap, name="lambda-keep-alive", daemon=True)
         self._reaper.start()
@@ -439,6 +448,7 @@ class EnvironmentPool:
         except BaseException:
             with self._cond:
                 self._busy.pop(env.id, None)
+                self._retiring.discard(env.id)
                 self.counters.discarded += 1
             env.stop()
             raise
@@ -451,19 +461,42 @@ class EnvironmentPool:
 
     def release(self, env: Environment, inv: Invocation | None) -> None:
         """Hand an environment back after `inv` (None: the invocation never ran). A healthy one
-        becomes idle; a broken one is stopped."""
+        becomes idle; a broken one, or one started before the last `reconfigure`, is stopped."""
         keep = inv is not None and inv.reusable and env.alive()
         with self._cond:
             self._busy.pop(env.id, None)
             if inv is not None and inv.outcome != "ok":
                 self.counters.function_errors += 1
-            if keep and not self._closed:
+            if env.id in self._retiring:
+                self._retiring.discard(env.id)
+                if keep:
+                    self.counters.retired += 1
+                else:
+                    self.counters.discarded += 1
+            elif keep and not self._closed:
                 env.idle_since = time.monotonic()
                 self._idle.append(env)
                 self._cond.notify_all()
                 return
-            self.counters.discarded += 1
+            else:
+                self.counters.discarded += 1
         env.stop()
+
+    def reconfigure(self, spec: EnvironmentSpec) -> None:
+        """Run every later invocation in environments started from `spec` (Lambda's behaviour
+        after a configuration update): idle environments are stopped before this returns; busy
+        ones finish their invocation and are stopped on release."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the gateway is stopping")
+            self.spec = spec
+            stale, self._idle = self._idle, []
+            self._retiring.update(self._busy)
+            self.counters.config_updates += 1
+            self.counters.retired += len(stale)
+            self._cond.notify_all()  # the reaper's next deadline changed
+        for env in stale:
+            env.stop()
 
     def _reap(self) -> None:
         """Stop environments idle for keep_alive_s; sleeps until the next deadline."""
@@ -484,10 +517,12 @@ class EnvironmentPool:
                 env.stop()
 
     def environments(self) -> list[dict]:
-        """Every live environment with its state ('idle' or 'busy')."""
+        """Every live environment with its state: 'idle', 'busy', or 'retiring' (busy, started
+        before the last `reconfigure`: stopped when its invocation ends)."""
         now = time.monotonic()
         with self._cond:
-            rows = [{**e.describe(), "state": "busy"} for e in self._busy.values()]
+            rows = [{**e.describe(), "state": "retiring" if e.id in self._retiring else "busy"}
+                    for e in self._busy.values()]
             rows += [{**e.describe(), "state": "idle", "idle_s": round(now - e.idle_since, 3)} for e in self._idle]
         return sorted(rows, key=lambda r: r["id"])
 
@@ -497,6 +532,7 @@ class EnvironmentPool:
             self._closed = True
             envs = self._idle + list(self._busy.values())
             self._idle, self._busy = [], {}
+            self._retiring.clear()
             self._cond.notify_all()
         if self._reaper is not threading.current_thread():
             self._reaper.join(timeout=5.0)

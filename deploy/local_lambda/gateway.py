@@ -11,14 +11,35 @@ Routes:
   ``X-Amz-Log-Result``: START, the function's own lines, END and a REPORT line in AWS's format
   (`deploy.lambda_report`) plus ``Servesim CPU Limit`` / ``Servesim Memory Limit`` fields saying
   which limits the environment ran under and, on a cold start, ``Servesim Emulator Start``.
+- ``GET /2015-03-31/functions/{name}/configuration`` — GetFunctionConfiguration: AWS's
+  FunctionConfiguration (FunctionName, FunctionArn, Runtime, Handler, MemorySize, Timeout,
+  Architectures, Environment, State, LastUpdateStatus, RevisionId, LastModified, PackageType,
+  CodeSize, CodeSha256, Version). ``Environment`` holds the function's own variables only (absent
+  when it has none, as on AWS), never the gateway's plumbing. The model file stands for the
+  deployment package in CodeSize and CodeSha256.
+- ``GET /2015-03-31/functions/{name}`` — GetFunction: ``{"Configuration": ..., "Code":
+  {"RepositoryType": "Local", "Location": <the model's file URI>}, "Tags": {}, "Concurrency":
+  {"ReservedConcurrentExecutions": <concurrency limit>}}``.
+- ``PUT /2015-03-31/functions/{name}/configuration`` — UpdateFunctionConfiguration. It sets
+  ``Environment.Variables`` (replacing the previous set; names ``[a-zA-Z][a-zA-Z0-9_]+``, at most
+  4 KB, Lambda's reserved keys and the gateway's plumbing refused). Other fields are accepted only
+  when equal to the current value (MemorySize, Timeout, Handler, Runtime, Description); a
+  ``RevisionId`` that is not the current one is 412 PreconditionFailedException. As on AWS, every
+  invocation after an update runs in a new environment: idle environments are stopped before the
+  answer, busy ones finish their request and are then retired. The update is complete when the
+  answer is sent, so the answer (and every later read) says ``LastUpdateStatus: Successful``
+  where AWS says ``InProgress`` first; boto3's ``function_updated_v2`` waiter passes on its first
+  poll.
 - ``GET /servesim/status`` — JSON: the function's configuration, its live environments and their
-  states, the limits applied, and counters (invocations, cold starts, throttles, reclaims).
+  states (idle, busy, retiring), the limits applied, and counters (invocations, cold starts,
+  throttles, reclaims, config_updates, retired).
 
 Errors are AWS's (``x-amzn-ErrorType`` header and a JSON body): 404 ResourceNotFoundException
 (unknown function or qualifier), 400 InvalidParameterValueException (an invocation type other
-than RequestResponse), 400 InvalidRequestContentException (a payload that is not JSON), 413
-RequestTooLargeException (over 6 MB), 429 TooManyRequestsException (concurrency limit; never
-queued). An empty payload is sent to the function as ``{}``.
+than RequestResponse; a configuration the gateway cannot apply), 400
+InvalidRequestContentException (a payload that is not JSON), 412 PreconditionFailedException
+(stale RevisionId), 413 RequestTooLargeException (over 6 MB), 429 TooManyRequestsException
+(concurrency limit; never queued). An empty payload is sent to the function as ``{}``.
 
 `LocalLambda` runs the gateway (a context manager); `serve_forever` is the CLI's entry point.
 What the REPORT figures measure is documented in `deploy.local_lambda.environments`.
@@ -26,6 +47,8 @@ What the REPORT figures measure is documented in `deploy.local_lambda.environmen
 from __future__ import annotations
 
 import base64
+import dataclasses
+import datetime
 import json
 import math
 import os
@@ -56,10 +79,22 @@ LOG_TAIL_BYTES = 4096
 DEFAULT_KEEP_ALIVE_S = 360.0  # the simulator's default (aws-facts §2.2: 5-7 min observed)
 DEFAULT_CONCURRENCY_LIMIT = 10  # AWS's account default is 1,000; here each environment is a process
 _INVOKE_ROUTE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+_FUNCTION_ROUTE = re.compile(r"^/2015-03-31/functions/([^/]+)(/configuration)?$")
 _FUNCTION_ARN = re.compile(r"^(?:arn:aws[\w-]*:lambda:[\w-]+:\d{12}:function:|\d{12}:function:)?"
                            r"([A-Za-z0-9_-]{1,64})(?::([\w$-]+))?$")
 # Environment variables a runtime inherits from the gateway's; Lambda's own are set explicitly.
 _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SERVESIM_CACHE")
+# Keys AWS refuses in a function's environment variables (the runtime's own).
+_AWS_RESERVED_ENV = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "TZ"})
+_ENV_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]+")  # AWS's EnvironmentVariableName
+MAX_ENV_BYTES = 4096  # Lambda's limit on a function's environment variables (as JSON)
+# UpdateFunctionConfiguration fields the gateway accepts only with the current value.
+_FIXED_FIELDS = ("MemorySize", "Timeout", "Handler", "Runtime", "Description")
 
 
 def function_name_for(model_name: str) -> str:
@@ -86,7 +121,8 @@ class LocalLambda:
     flight before 429. `port`: the gateway's port (default: a free one). `rie`: the emulator
     binary (default: `deploy.rie.rie_path()`). `handler`: ``module:function`` run by awslambdaric,
     importable from the repository or `python_path`. `timeout_s`: the function timeout, 1-900.
-    `env`: extra environment variables for the runtime.
+    `env`: the function's environment variables (as in its configuration; names that Lambda
+    reserves or the gateway sets itself are refused); UpdateFunctionConfiguration replaces them.
 
     Use as a context manager (or `start`/`stop`); `url` is the endpoint for boto3."""
 
@@ -106,6 +142,8 @@ class LocalLambda:
             raise ServesimError(f"keep_alive_s must be >= 0, got {keep_alive_s!r}")
         if not (isinstance(concurrency_limit, int) and concurrency_limit >= 1):
             raise ServesimError(f"concurrency_limit must be an integer >= 1, got {concurrency_limit!r}")
+        from deploy.rie import host_arch
+
         self.model = resolve_model(model)
         self.function_name = function_name_for(self.model.name)
         self.memory_mb = memory_mb
@@ -114,9 +152,10 @@ class LocalLambda:
         self.timeout_s = timeout_s
         self.host = host
         self._port = port
+        self.architecture = host_arch()
         paths = [str(Path(p).resolve()) for p in python_path] + [str(REPO_ROOT)]
-        run_env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
-        run_env.update({
+        plumbing = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
+        plumbing.update({
             "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout_s),
@@ -131,9 +170,21 @@ class LocalLambda:
             "PYTHONUNBUFFERED": "1",  # function log lines reach the log in order
             "OMP_NUM_THREADS": "1",
         })
-        run_env.update(env or {})
+        self._plumbing_env = plumbing
+        self._reserved_env = _AWS_RESERVED_ENV | set(_INHERITED_ENV) | set(plumbing)
+        variables = dict(env or {})
+        problem = _variables_problem(variables, self._reserved_env)
+        if problem:
+            raise ServesimError(f"env: {problem}")
+        self._variables = variables
         self.spec = EnvironmentSpec(rie=rie_path(rie), python=sys.executable, handler=_handler_spec(handler),
-                                    env=run_env, cwd=REPO_ROOT, memory_mb=memory_mb, timeout_s=timeout_s)
+                                    env=self._runtime_env(variables), cwd=REPO_ROOT, memory_mb=memory_mb,
+                                    timeout_s=timeout_s)
+        self.runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        self.code_size = self.model.path.stat().st_size
+        self._config_lock = threading.Lock()  # orders configuration reads against updates
+        self._revision_id = str(uuid.uuid4())
+        self._last_modified = _aws_timestamp()
         self.pool: EnvironmentPool | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -201,10 +252,89 @@ class LocalLambda:
             "memory_mb": self.memory_mb, "vcpus": round(self.memory_mb * VCPU_PER_MB, 6),
             "keep_alive_s": self.keep_alive_s, "concurrency_limit": self.concurrency_limit,
             "timeout_s": self.timeout_s, "handler": self.spec.handler, "rie": str(self.spec.rie),
-            "environments": envs,
+            "revision_id": self._revision_id, "environments": envs,
             "limits_applied": sorted({e["limit"]["method"] for e in envs}),
             "counters": dict(vars(self.pool.counters)) if self.pool else {},
         }
+
+    # ---- configuration ----------------------------------------------------------------------
+
+    def _runtime_env(self, variables: Mapping[str, str]) -> dict[str, str]:
+        """The runtime's environment: the function's variables under the gateway's plumbing."""
+        return {**variables, **self._plumbing_env}
+
+    def configuration(self) -> dict:
+        """The function's configuration as GetFunctionConfiguration answers (see the module
+        docstring). LastUpdateStatus is always "Successful": `update_configuration` is complete
+        when it returns."""
+        with self._config_lock:
+            return self._configuration()
+
+    def _configuration(self) -> dict:
+        cfg = {
+            "FunctionName": self.function_name, "FunctionArn": self.arn, "Runtime": self.runtime,
+            "Handler": self.spec.handler, "CodeSize": self.code_size,
+            "CodeSha256": base64.b64encode(bytes.fromhex(self.model.sha256)).decode("ascii"),
+            "Description": "", "Timeout": self.timeout_s, "MemorySize": self.memory_mb,
+            "LastModified": self._last_modified, "Version": "$LATEST", "RevisionId": self._revision_id,
+            "State": "Active", "LastUpdateStatus": "Successful", "PackageType": "Zip",
+            "Architectures": [self.architecture],
+        }
+        if self._variables:  # AWS leaves Environment out when the function has no variables
+            cfg["Environment"] = {"Variables": dict(self._variables)}
+        return cfg
+
+    def function(self) -> dict:
+        """GetFunction's answer: the configuration, the code's location, tags and concurrency."""
+        return {"Configuration": self.configuration(),
+                "Code": {"RepositoryType": "Local", "Location": self.model.path.as_uri()},
+                "Tags": {}, "Concurrency": {"ReservedConcurrentExecutions": self.concurrency_limit}}
+
+    def update_configuration(self, request: Mapping) -> dict:
+        """Apply UpdateFunctionConfiguration's `request` (its JSON body) and return the new
+        configuration; ApiError if it cannot be applied (nothing is changed then).
+
+        Only ``Environment.Variables`` can change (the whole set is replaced); the other
+        `_FIXED_FIELDS` are accepted with their current value. Every update gets a new RevisionId
+        and LastModified, and retires every environment started before it
+        (`EnvironmentPool.reconfigure`): idle ones are stopped before this returns, busy ones when
+        their invocation ends. The update is complete on return, hence "Successful"."""
+        if not isinstance(request, Mapping):
+            raise ApiError(400, "InvalidRequestContentException", "the request body must be a JSON object")
+        with self._config_lock:
+            current = self._configuration()
+            for key, value in request.items():
+                if key in ("Environment", "RevisionId") or (key in _FIXED_FIELDS and value == current[key]):
+                    continue
+                if key in _FIXED_FIELDS:
+                    raise ApiError(400, "InvalidParameterValueException",
+                                   f"{key} cannot be changed on the local gateway ({current[key]!r} -> {value!r}); "
+                                   f"start a gateway with the new setting")
+                raise ApiError(400, "InvalidParameterValueException", f"{key} is not supported by the local gateway")
+            revision = request.get("RevisionId")
+            if revision is not None and revision != self._revision_id:
+                raise ApiError(412, "PreconditionFailedException", "The Revision Id provided does not match the "
+                               "latest Revision Id. Call the GetFunction API to retrieve the latest Revision Id")
+            variables = self._variables
+            if "Environment" in request:
+                environment = request["Environment"]
+                if not isinstance(environment, Mapping):
+                    raise ApiError(400, "InvalidParameterValueException", "Environment must be an object")
+                variables = environment.get("Variables")
+                variables = {} if variables is None else variables
+                problem = _variables_problem(variables, self._reserved_env)
+                if problem:
+                    raise ApiError(400, "InvalidParameterValueException", problem)
+                variables = dict(variables)
+            spec = dataclasses.replace(self.spec, env=self._runtime_env(variables))
+            if self.pool is not None:
+                try:
+                    self.pool.reconfigure(spec)
+                except RuntimeError as exc:  # the gateway is stopping
+                    raise ApiError(500, "ServiceException", str(exc)) from None
+            self.spec, self._variables = spec, variables
+            self._revision_id, self._last_modified = str(uuid.uuid4()), _aws_timestamp()
+            return self._configuration()
 
     # ---- one invocation ---------------------------------------------------------------------
 
@@ -262,6 +392,41 @@ class LocalLambda:
         return q in (None, "$LATEST")
 
 
+class ApiError(Exception):
+    """A request the Lambda API refuses: HTTP `status`, AWS's error type and message."""
+
+    def __init__(self, status: int, error_type: str, message: str):
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+def _variables_problem(variables: object, reserved: frozenset[str] | set[str]) -> str | None:
+    """Why a function cannot have `variables` as its environment variables (AWS's rules, plus
+    the gateway's plumbing as reserved keys), or None."""
+    if not isinstance(variables, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                     for k, v in variables.items()):
+        return "Environment.Variables must map names to string values"
+    bad = sorted(k for k in variables if not _ENV_NAME.fullmatch(k))
+    if bad:
+        return f"environment variable names must match [a-zA-Z][a-zA-Z0-9_]+: {', '.join(map(repr, bad))}"
+    taken = sorted(set(variables) & reserved)
+    if taken:
+        return ("Lambda was unable to configure your environment variables because the environment variables "
+                "you have provided contains reserved keys that are currently not supported for modification. "
+                f"Reserved keys used in this request: {', '.join(taken)}")
+    size = len(json.dumps(dict(variables), separators=(",", ":")).encode())
+    if size > MAX_ENV_BYTES:
+        return ("Lambda was unable to configure your environment variables because the environment variables "
+                f"you have provided exceeded the 4KB limit. String measured: {size} bytes")
+    return None
+
+
+def _aws_timestamp() -> str:
+    """Now as Lambda writes LastModified: ``2024-05-01T12:34:56.789+0000``."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
+
+
 def _aws_error(status: int, error_type: str, message: str, request_id: str,
                **fields) -> tuple[int, dict[str, str], bytes]:
     """An AWS API error as botocore reads it (rest-json: ``x-amzn-ErrorType`` + JSON body)."""
@@ -304,11 +469,45 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        if urlsplit(self.path).path == "/servesim/status":
-            body = json.dumps(self.server.gateway.status(), indent=1).encode()
+        gw = self.server.gateway
+        parts = urlsplit(self.path)
+        if parts.path == "/servesim/status":
+            body = json.dumps(gw.status(), indent=1).encode()
             self._send(200, {"Content-Type": "application/json"}, body)
             return
-        self._unknown()
+        m = _FUNCTION_ROUTE.match(parts.path)
+        if m is None:
+            self._unknown()
+            return
+        rid = str(uuid.uuid4())
+        if not self._found(m.group(1), parse_qs(parts.query).get("Qualifier", [None])[0], rid):
+            return
+        answer = gw.configuration() if m.group(2) else gw.function()
+        self._send(200, {"Content-Type": "application/json", "x-amzn-RequestId": rid}, json.dumps(answer).encode())
+
+    def do_PUT(self) -> None:  # noqa: N802
+        gw = self.server.gateway
+        rid = str(uuid.uuid4())
+        m = _FUNCTION_ROUTE.match(urlsplit(self.path).path)
+        if m is None or not m.group(2):
+            self._drain()
+            self._unknown()
+            return
+        body = self._read_body(rid, "UpdateFunctionConfiguration")
+        if body is None or not self._found(m.group(1), None, rid):
+            return
+        try:
+            request = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._send(*_aws_error(400, "InvalidRequestContentException",
+                                   f"Could not parse request body into json: {exc}", rid))
+            return
+        try:
+            answer = gw.update_configuration(request)
+        except ApiError as exc:
+            self._send(*_aws_error(exc.status, exc.error_type, exc.message, rid))
+            return
+        self._send(200, {"Content-Type": "application/json", "x-amzn-RequestId": rid}, json.dumps(answer).encode())
 
     def do_POST(self) -> None:  # noqa: N802
         gw = self.server.gateway
@@ -319,31 +518,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain()
             self._unknown()
             return
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self.close_connection = True
-            self._send(*_aws_error(400, "InvalidRequestContentException",
-                                   "chunked request bodies are not supported; send Content-Length", rid))
-            return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.close_connection = True
-            self._send(*_aws_error(400, "InvalidRequestContentException", "invalid Content-Length", rid))
-            return
-        if length > MAX_PAYLOAD_BYTES:
-            self.close_connection = True  # the body is not read
-            self._send(*_aws_error(413, "RequestTooLargeException", f"Request must be smaller than "
-                                   f"{MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation", rid))
-            return
-        payload = self.rfile.read(length) if length else b""
-        name = unquote(m.group(1))
-        qualifier = parse_qs(parts.query).get("Qualifier", [None])[0]
-        if not gw.resolve_function(name, qualifier):
-            self._send(*_aws_error(404, "ResourceNotFoundException",
-                                   f"Function not found: arn:aws:lambda:us-east-1:000000000000:function:{name}"
-                                   + (f":{qualifier}" if qualifier else ""), rid))
+        payload = self._read_body(rid, "InvokeFunction")
+        if payload is None or not self._found(m.group(1), parse_qs(parts.query).get("Qualifier", [None])[0], rid):
             return
         invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if invocation_type != "RequestResponse":
@@ -363,6 +539,38 @@ class _Handler(BaseHTTPRequestHandler):
                                        f"Could not parse request body into json: {exc}", rid))
                 return
         self._send(*gw.invoke(payload, tail=log_type == "Tail"))
+
+    def _read_body(self, rid: str, operation: str) -> bytes | None:
+        """The request's body, or None after answering an error (chunked, bad or too large)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            self._send(*_aws_error(400, "InvalidRequestContentException",
+                                   "chunked request bodies are not supported; send Content-Length", rid))
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._send(*_aws_error(400, "InvalidRequestContentException", "invalid Content-Length", rid))
+            return None
+        if length > MAX_PAYLOAD_BYTES:
+            self.close_connection = True  # the body is not read
+            self._send(*_aws_error(413, "RequestTooLargeException", f"Request must be smaller than "
+                                   f"{MAX_PAYLOAD_BYTES} bytes for the {operation} operation", rid))
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _found(self, raw_name: str, qualifier: str | None, rid: str) -> bool:
+        """Whether the URI's function name (and qualifier) is this function; else answers 404."""
+        name = unquote(raw_name)
+        if self.server.gateway.resolve_function(name, qualifier):
+            return True
+        self._send(*_aws_error(404, "ResourceNotFoundException",
+                               f"Function not found: arn:aws:lambda:us-east-1:000000000000:function:{name}"
+                               + (f":{qualifier}" if qualifier else ""), rid))
+        return False
 
     def _drain(self) -> None:
         try:
