@@ -336,16 +336,36 @@ def local_lambda(model, memory_mb, keep_alive_s, concurrency_limit, port, timeou
                   port=port or None, rie=rie, timeout_s=timeout_s, echo=click.echo)
 
 
+def aws_options(f):
+    """--region, --endpoint-url, --profile: where boto3 goes (credentials: boto3's usual chain)."""
+    f = click.option("--profile", help="AWS profile (default: boto3's chain: AWS_PROFILE, env, ~/.aws, SSO, role).")(f)
+    f = click.option("--endpoint-url", help="Send every AWS call here instead (moto's server, the local Lambda "
+                                            "gateway); default: AWS, or AWS_ENDPOINT_URL.")(f)
+    return click.option("--region", help="AWS region (default: AWS_REGION or the profile's).")(f)
+
+
+def _aws_context(region, endpoint_url, profile):
+    from deploy.aws.session import AwsContext
+
+    return AwsContext(region=region, endpoint_url=endpoint_url, profile=profile)
+
+
+def _echo_lines(lines) -> None:
+    for line in lines:
+        click.echo(line)
+
+
 @main.command()
-@click.argument("target", type=click.Choice(["local-server", "local-lambda", "http"]))
+@click.argument("target", type=click.Choice(["local-server", "local-lambda", "http", "aws-lambda", "aws-ec2"]))
 @click.option("--model", "model", help="A zoo name or an .onnx file (required except for http with --body).")
 @click.option("--memory-mb", default="1024", show_default=True,
-              help="local-lambda: memory sizes to measure, comma-separated (e.g. 512,1024,2048).")
+              help="local-lambda, aws-lambda: memory sizes to measure, comma-separated (e.g. 512,1024,2048).")
 @click.option("--workers", default="2", show_default=True,
               help="local-server: worker counts to measure, comma-separated.")
 @click.option("--cpus", type=click.FloatRange(0.01, 1024), help="local-server: hold the server to K vCPUs.")
-@click.option("--instance-type", help="local-server: the EC2 type this configuration stands for (e.g. c6i.large "
-                                      "with --cpus 2), so the profile's server entries match scenarios.")
+@click.option("--instance-type", help="aws-ec2: the instance type to measure. local-server: the EC2 type this "
+                                      "configuration stands for (e.g. c6i.large with --cpus 2), so the profile's "
+                                      "server entries match scenarios.")
 @click.option("--url", help="http: the URL to POST to.")
 @click.option("--body", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="http: a request body file (default: a sample request for --model).")
@@ -358,10 +378,22 @@ def local_lambda(model, memory_mb, keep_alive_s, concurrency_limit, port, timeou
 @click.option("--level-s", type=click.FloatRange(0.5, 3600), help="Seconds per load level (default 10; quick 2).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted campaign in --out.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars per phase.")
+@click.option("--architecture", type=click.Choice(["x86_64", "arm64"]), default="x86_64", show_default=True,
+              help="aws-lambda: the functions' architecture.")
+@click.option("--timeout-s", type=click.IntRange(1, 900), default=30, show_default=True,
+              help="aws-lambda: the function timeout (it also bounds the campaign's cost).")
+@click.option("--function", help="aws-lambda: measure this existing function (no deploy, no teardown).")
+@click.option("--allow-cidr", help="aws-ec2: the address allowed to reach the instances, e.g. 203.0.113.7/32.")
+@click.option("--allow-anywhere", is_flag=True, help="aws-ec2: accept --allow-cidr 0.0.0.0/0 (open to everyone).")
+@click.option("--max-cost-usd", type=click.FloatRange(0), help="aws-*: refuse a campaign whose cost could exceed this.")
+@click.option("--dry-run", is_flag=True, help="aws-*: print what would be created and the cost bound, then stop.")
+@click.option("--keep", is_flag=True, help="aws-*: keep the AWS resources after the campaign (default: torn down).")
+@aws_options
 @user_errors
 @needs_local_extra
 def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body, out, quick, n_cold, n_warm, levels,
-              level_s, resume, progress):
+              level_s, resume, progress, architecture, timeout_s, function, allow_cidr, allow_anywhere, max_cost_usd,
+              dry_run, keep, region, endpoint_url, profile):
     """Measure cold starts, warm latency and throughput of a model on a TARGET into a table.
 
     Checks the host first (usable CPUs, whether they scale, cgroup quotas) and warns loudly when
@@ -371,13 +403,26 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
     Examples:
       servesim calibrate local-lambda --model mobilenetv2 --memory-mb 1024,1769,3008 --out m.parquet
       servesim calibrate local-server --model mobilenetv2 --workers 1,2 --cpus 2 --out s.parquet --quick
+      servesim calibrate aws-lambda --model mobilenetv2 --memory-mb 1024,2048 --max-cost-usd 2 --out a.parquet
+      servesim calibrate aws-ec2 --model mobilenetv2 --instance-type c6i.large --allow-cidr 203.0.113.7/32 \\
+          --dry-run --out e.parquet
       servesim fit m.parquet --out mobilenetv2.json --plots plots/
     """
-    from calibrate.campaign import parse_list, run_campaign
+    from calibrate.campaign import parse_list, run_campaign, settings_for
     from calibrate.targets import HttpTarget, LocalLambdaTarget, LocalServerTarget
     from deploy.procs import install_signal_handlers
 
-    if target == "http":
+    load_levels = parse_list(levels, "--levels") if levels else None
+    if target.startswith("aws-"):
+        if not model:
+            raise click.UsageError(f"{target} needs --model")
+        settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s)
+        tgt = _aws_target(target, model, memory_mb, instance_type, architecture, timeout_s, function, allow_cidr,
+                          allow_anywhere, keep, _aws_context(region, endpoint_url, profile), settings, max_cost_usd,
+                          dry_run)
+        if tgt is None:
+            return
+    elif target == "http":
         if not url:
             raise click.UsageError("http needs --url")
         tgt = HttpTarget(url, body.read_bytes() if body else None, model=model)
@@ -390,12 +435,225 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
     install_signal_handlers()
     try:
         summary = run_campaign(tgt, out, quick=quick, resume=resume, progress=progress, n_cold=n_cold, n_warm=n_warm,
-                               load_levels=parse_list(levels, "--levels") if levels else None, level_s=level_s)
+                               load_levels=load_levels, level_s=level_s)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows measured so far are in {out}; rerun with --resume to continue", err=True)
         sys.exit(130)
     for line in summary.lines():
         click.echo(line)
+
+
+def _aws_target(target, model, memory_mb, instance_type, architecture, timeout_s, function, allow_cidr, allow_anywhere,
+                keep, ctx, settings, max_cost_usd, dry_run):
+    """The aws-lambda / aws-ec2 target, after the cost guard; None after a dry run (printed)."""
+    from calibrate.aws_targets import AwsEc2Target, AwsLambdaTarget
+    from calibrate.campaign import parse_list
+    from deploy.aws.costs import check_budget, ec2_campaign_cost, lambda_campaign_cost
+    from deploy.aws.resources import Planned
+    from sim.pricing import load_pricing
+
+    pricing = load_pricing()
+    if target == "aws-lambda":
+        tgt = AwsLambdaTarget(model, parse_list(memory_mb, "--memory-mb"), ctx=ctx, architecture=architecture,
+                              timeout_s=timeout_s, function=function, keep=keep, echo=click.echo)
+        plan = [] if function else tgt.stack().plan()
+        estimate = lambda_campaign_cost(settings, list(tgt.spec.memory_mb), architecture, timeout_s, pricing)
+    else:
+        if not instance_type:
+            raise click.UsageError("aws-ec2 needs --instance-type")
+        tgt = AwsEc2Target(model, instance_type, ctx=ctx, allow_cidr=allow_cidr or "", allow_anywhere=allow_anywhere,
+                           keep=keep, echo=click.echo)
+        spec = tgt.spec
+        plan = tgt.stack.plan()[:2] + [Planned("ec2-instance", f"{spec.instance_type} x {settings.n_cold + 1}",
+                                               f"one per cold start and one serving, each terminated after use")]
+        estimate = ec2_campaign_cost(settings, [instance_type], pricing, health_timeout_s=spec.health_timeout_s,
+                                     request_timeout_s=tgt.timeout_s, extra_warmup=3 * (spec.workers or 2))
+    if dry_run:
+        click.echo(f"dry run: {target} campaign as AWS run {tgt.run_id} in {ctx.region_name}; nothing was created.")
+        if plan:
+            _echo_lines(["would create:", *(p.line() for p in plan)])
+        _echo_lines(estimate.text())
+        if max_cost_usd is not None:
+            check_budget(estimate, max_cost_usd)
+            click.echo(f"within --max-cost-usd {max_cost_usd:g}")
+        return None
+    check_budget(estimate, max_cost_usd)
+    click.echo(f"{target}: cost bound ${estimate.upper_usd:,.2f} (--dry-run shows it line by line)")
+    return tgt
+
+
+@main.group()
+def deploy():
+    """Deploy a model on AWS (Lambda functions or EC2 instances), tagged with a run id.
+
+    \b
+    Examples:
+      servesim deploy lambda --model mobilenetv2 --memory-mb 1024,2048 --dry-run
+      servesim deploy ec2 --model mobilenetv2 --instance-type c6i.large --allow-cidr 203.0.113.7/32
+      servesim teardown --run-id 20261122184512-ab12cd
+    """
+
+
+@deploy.command("lambda")
+@click.option("--model", required=True, help="A zoo name or an .onnx file.")
+@click.option("--memory-mb", default="1024", show_default=True, help="Memory sizes, one function each, comma-separated.")
+@click.option("--architecture", type=click.Choice(["x86_64", "arm64"]), default="x86_64", show_default=True)
+@click.option("--python", "python_version", default="3.12", show_default=True, help="Lambda's Python runtime version.")
+@click.option("--timeout-s", type=click.IntRange(1, 900), default=30, show_default=True, help="Function timeout.")
+@click.option("--package", type=click.Choice(["zip", "image"]), default="zip", show_default=True,
+              help="zip (onnxruntime wheels + handler + model) or a container image (needs Docker).")
+@click.option("--function-url", is_flag=True, help="Add a function URL (IAM auth) to each function.")
+@click.option("--dry-run", is_flag=True, help="Build the package and print what would be created, then stop.")
+@aws_options
+@user_errors
+@needs_local_extra
+def deploy_lambda(model, memory_mb, architecture, python_version, timeout_s, package, function_url, dry_run, region,
+                  endpoint_url, profile):
+    """Deploy MODEL as Lambda functions, one per memory size, and wait until they are Active.
+
+    \b
+    Example:
+      servesim deploy lambda --model mobilenetv2 --memory-mb 1024,2048 --architecture arm64
+    """
+    from calibrate.campaign import parse_list
+    from deploy.aws.lambda_deploy import LambdaSpec, LambdaStack
+    from deploy.aws.session import new_run_id
+    from deploy.models.cache import cache_dir
+
+    ctx = _aws_context(region, endpoint_url, profile)
+    spec = LambdaSpec(model, tuple(parse_list(memory_mb, "--memory-mb")), architecture, python_version, timeout_s,
+                      package, function_url)
+    stack = LambdaStack(ctx, spec, new_run_id(), cache_dir() / "aws", echo=click.echo)
+    _deploy(stack, ctx, dry_run, "Lambda functions cost nothing while idle; each invocation is billed per ms of "
+                                 "duration x memory plus $0.20 per million requests.")
+
+
+@deploy.command("ec2")
+@click.option("--model", required=True, help="A zoo name or an .onnx file.")
+@click.option("--instance-type", required=True, help="e.g. c6i.large")
+@click.option("--count", type=click.IntRange(1, 100), default=1, show_default=True)
+@click.option("--allow-cidr", required=True, help="The only address allowed to reach the app, e.g. 203.0.113.7/32.")
+@click.option("--allow-anywhere", is_flag=True, help="Accept --allow-cidr 0.0.0.0/0 (open to everyone).")
+@click.option("--workers", type=click.IntRange(1, 256), help="gunicorn workers per instance (default: its vCPUs).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Print what would be created and the hourly cost, then stop.")
+@aws_options
+@user_errors
+@needs_local_extra
+def deploy_ec2(model, instance_type, count, allow_cidr, allow_anywhere, workers, port, dry_run, region, endpoint_url,
+               profile):
+    """Deploy MODEL on EC2 instances (default VPC) serving the app under gunicorn; wait for /health.
+
+    \b
+    Example:
+      servesim deploy ec2 --model mobilenetv2 --instance-type c6i.large --count 2 --allow-cidr 203.0.113.7/32
+    """
+    from deploy.aws.ec2_deploy import Ec2Spec, Ec2Stack
+    from deploy.aws.session import new_run_id
+    from deploy.models.cache import cache_dir
+    from sim.pricing import load_pricing
+
+    ctx = _aws_context(region, endpoint_url, profile)
+    spec = Ec2Spec(model, instance_type, count, allow_cidr, allow_anywhere, workers, 1, port)
+    try:
+        hourly = f"${count * load_pricing().instance(instance_type).usd_per_hour:,.4f}/hour"
+    except ServesimError:
+        hourly = "unknown (not in the pricing file)"
+    _deploy(Ec2Stack(ctx, spec, new_run_id(), cache_dir() / "aws", echo=click.echo), ctx, dry_run,
+            f"{count} x {instance_type} cost {hourly} while up (per second, at least 60 s per launch), "
+            "until `servesim teardown`.")
+
+
+def _deploy(stack, ctx, dry_run: bool, cost_text: str) -> None:
+    """Print the plan; unless a dry run, deploy (tearing down what was made if it fails)."""
+    from deploy.aws.teardown import teardown
+
+    plan = stack.plan()
+    click.echo(f"{'dry run: ' if dry_run else ''}AWS run {stack.run_id} in {ctx.region_name}; "
+               f"{'would create' if dry_run else 'creating'}:")
+    _echo_lines(p.line() for p in plan)
+    click.echo(f"cost: {cost_text}")
+    if dry_run:
+        click.echo("nothing was created.")
+        return
+    try:
+        deployment = stack.deploy()
+    except BaseException:
+        click.echo(f"deploy failed: tearing down what run {stack.run_id} created...", err=True)
+        teardown(ctx, run_id=stack.run_id, echo=click.echo)
+        raise
+    click.echo(json.dumps(deployment.to_dict(), indent=2))
+    click.echo(f"deployed. Delete everything with: servesim teardown --run-id {stack.run_id}"
+               + (f" --region {ctx.region_name}" if ctx.region else ""))
+
+
+@main.command("teardown")
+@click.option("--run-id", help="Delete the resources of this run.")
+@click.option("--all-servesim", is_flag=True, help="Delete the resources of every servesim run in the region.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@aws_options
+@user_errors
+def teardown_cmd(run_id, all_servesim, dry_run, region, endpoint_url, profile):
+    """Delete every AWS resource tagged servesim:run-id (of one run, or of all runs) in a region.
+
+    \b
+    Examples:
+      servesim teardown --run-id 20261122184512-ab12cd
+      servesim teardown --all-servesim --region eu-west-1 --dry-run
+    """
+    from deploy.aws.teardown import find, teardown
+
+    ctx = _aws_context(region, endpoint_url, profile)
+    found = teardown(ctx, run_id=run_id, all_servesim=all_servesim, echo=click.echo, dry_run=dry_run)
+    if not found:
+        click.echo(f"nothing tagged servesim:run-id{'=' + run_id if run_id else ''} in {ctx.region_name}")
+        return
+    if dry_run:
+        _echo_lines([f"dry run: would delete {len(found)} resource(s):", *(f.line() for f in found)])
+        return
+    left = find(ctx, run_id)
+    if left:
+        _echo_lines([f"still there after teardown ({len(left)}):", *(f.line() for f in left)])
+        raise ServesimError("teardown left resources behind; run it again, or delete them in the console")
+    click.echo(f"deleted {len(found)} resource(s); nothing tagged is left in {ctx.region_name}")
+
+
+@main.group()
+def pricing():
+    """Prices: refresh them from the AWS Price List API into a pricing file.
+
+    \b
+    Example:
+      servesim pricing refresh --region eu-west-1 --out prices-eu-west-1.yaml
+    """
+
+
+@pricing.command("refresh")
+@click.option("--region", required=True, help="The region to price, e.g. us-east-1.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The pricing file to write (use it with --pricing).")
+@click.option("--instance-types", help="EC2 types to price, comma-separated (default: those of the shipped file).")
+@click.option("--endpoint-url", help="The Price List API endpoint (default: AWS's, in us-east-1).")
+@click.option("--profile", help="AWS profile (default: boto3's chain).")
+@user_errors
+def pricing_refresh(region, out, instance_types, endpoint_url, profile):
+    """Read current prices for REGION through the AWS Price List API into a pricing file.
+
+    The shipped us-east-1 file stays the default; pass the new file with --pricing.
+
+    \b
+    Example:
+      servesim pricing refresh --region us-east-1 --out prices.yaml --instance-types c6i.large,c7g.large
+    """
+    from deploy.aws.pricing_refresh import refresh_pricing, write_pricing
+    from deploy.aws.session import aws_errors
+
+    ctx = _aws_context("us-east-1", endpoint_url, profile)  # the Price List API lives in us-east-1
+    types = [t.strip() for t in instance_types.split(",") if t.strip()] if instance_types else None
+    with aws_errors(f"reading prices for {region} from the AWS Price List API"):
+        doc = refresh_pricing(region, client=ctx.client("pricing"), instance_types=types)
+    write_pricing(doc, out)
+    click.echo(f"wrote {out}: prices of {region} from the AWS Price List API; use it with --pricing {out}")
 
 
 @main.command()

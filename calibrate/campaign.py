@@ -396,8 +396,9 @@ def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume
                               "target_details": target.describe()})
         summary.run_id = writer.run_id
         run = _Run(target, settings, writer, bars, summary, on_unit)
-        for config in target.configs():
-            run.config(config)
+        with target.session():
+            for config in target.configs():
+                run.config(config)
         writer.finish()
     summary.duration_s = time.perf_counter() - t_start
     return summary

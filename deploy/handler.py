@@ -1,10 +1,16 @@
 """The AWS Lambda handler: the same inference core as the Flask app, behind Lambda's events.
 
 The model is loaded once, at module import (Lambda's INIT phase), from env `SERVESIM_MODEL`
-(a path, or a zoo name where `deploy.models` is importable) or else `model.onnx` next to this
-file (the layout of the deployment zip). `INIT_MS` records how long that took. If neither exists
-the module still imports, and every invocation raises: a missing model is a fault of the
-deployment, and a Lambda function error is how a fault shows.
+(a path, a zoo name where `deploy.models` is importable, or an ``s3://bucket/key`` URL) or else
+`model.onnx` next to this file (the layout of the deployment zip). An S3 model (one too large
+for the zip) is downloaded once with boto3 (imported only then; Lambda's Python runtimes include
+it) to ``<tempdir>/servesim-model-<sha256 or key name>.onnx`` (``/tmp`` on Lambda, whose size is
+the function's ephemeral storage), and checked against env `SERVESIM_MODEL_SHA256` when that is
+set; a file already there with that sha256 is reused. Its name in responses is env
+`SERVESIM_MODEL_NAME`, else the key's file name without ``.onnx``. `INIT_MS` records how long
+the load took, download included. If the model cannot be had (missing, not downloadable, the
+wrong sha256) the module still imports, and every invocation raises with the reason: a missing
+model is a fault of the deployment, and a Lambda function error is how a fault shows.
 
 `handler(event, context)` takes two event shapes:
 
@@ -31,11 +37,13 @@ import base64
 import binascii
 import json
 import os
+import re
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from deploy.core import InferenceCore, ModelFault, RequestError, error_body, open_model
+from deploy.core import InferenceCore, ModelFault, RequestError, _file_sha256, error_body, open_model
 
 JSON = "application/json"
 
@@ -45,16 +53,61 @@ INIT_ERROR: str | None = None
 
 
 def load(model: str | os.PathLike | None = None, *, threads: int | None = None) -> InferenceCore:
-    """(Re)load the model: `model`, else env SERVESIM_MODEL, else model.onnx next to this file.
-    Sets CORE and INIT_MS; called at import, callable again (tests, a warm re-deploy)."""
+    """(Re)load the model: `model`, else env SERVESIM_MODEL, else model.onnx next to this file;
+    an ``s3://`` source is downloaded first (see the module docstring). Sets CORE and INIT_MS;
+    called at import, callable again (tests, a warm re-deploy)."""
     global CORE, INIT_MS, INIT_ERROR
     t0 = time.perf_counter()
     source = model or os.environ.get("SERVESIM_MODEL") or Path(__file__).with_name("model.onnx")
     threads = threads if threads is not None else int(os.environ.get("SERVESIM_THREADS", "1"))
-    CORE = open_model(source, threads=threads, name=os.environ.get("SERVESIM_MODEL_NAME") or None)
+    name = os.environ.get("SERVESIM_MODEL_NAME") or None
+    if str(source).startswith("s3://"):
+        name = name or _s3_name(str(source))
+        source = fetch_s3_model(str(source), os.environ.get("SERVESIM_MODEL_SHA256") or None)
+    CORE = open_model(source, threads=threads, name=name)
     INIT_MS = (time.perf_counter() - t0) * 1000.0
     INIT_ERROR = None
     return CORE
+
+
+def _split_s3(url: str) -> tuple[str, str]:
+    bucket, _, key = url[len("s3://"):].partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise ValueError(f"SERVESIM_MODEL {url!r} is not an S3 object URL (s3://bucket/key)")
+    return bucket, key
+
+
+def _s3_name(url: str) -> str:
+    leaf = url.rstrip("/").rsplit("/", 1)[-1]
+    return leaf[:-len(".onnx")] if leaf.endswith(".onnx") and len(leaf) > len(".onnx") else leaf
+
+
+def fetch_s3_model(url: str, sha256: str | None = None) -> Path:
+    """Download the model at `url` (``s3://bucket/key``) to the temporary folder, once, and
+    return its path. With `sha256` (hex), a file already there with that hash is reused and a
+    download with another hash is deleted and refused (ValueError naming both hashes)."""
+    bucket, key = _split_s3(url)
+    want = sha256.strip().lower() if sha256 else None
+    tag = re.sub(r"[^A-Za-z0-9._-]", "_", want or _s3_name(url))[:100]
+    target = Path(tempfile.gettempdir()) / f"servesim-model-{tag}.onnx"
+    if want and target.is_file() and _file_sha256(target) == want:
+        return target
+    import boto3  # in Lambda's Python runtimes; needed only for a model in S3
+
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        try:
+            boto3.client("s3").download_file(bucket, key, str(part))
+        except Exception as exc:  # noqa: BLE001 - botocore's errors (no such key, access denied, no network)
+            raise RuntimeError(f"cannot download the model {url}: {exc}") from exc
+        got = _file_sha256(part)
+        if want and got != want:
+            raise ValueError(f"the model downloaded from {url} has sha256 {got}, "
+                             f"but SERVESIM_MODEL_SHA256 is {want}")
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    return target
 
 
 def _init_at_import() -> None:

@@ -1,0 +1,214 @@
+"""Find and delete what servesim created: everything tagged ``servesim:run-id`` in one region.
+
+Found by its tag, service by service (names alone are never trusted): Lambda functions (their
+function URLs go with them), CloudWatch log groups of servesim functions, EC2 instances (not
+yet terminated) and security groups, S3 buckets (emptied first, every version), ECR
+repositories (with their images) and IAM roles under the ``/servesim/`` path (their inline and
+attached policies first). Deletion runs in dependency order (instances are terminated and
+waited for before their security group goes). What is already gone is not an error, so
+teardown can be run again after an interruption.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from deploy.aws.session import IAM_PATH, NAME_PREFIX, TAG_KEY, AwsContext, aws_errors, check_run_id, is_not_found
+
+KINDS = ("lambda-function", "log-group", "ec2-instance", "security-group", "ecr-repository", "s3-bucket", "iam-role")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A tagged resource: its kind (one of KINDS), id (name, ARN or AWS id) and run id."""
+
+    kind: str
+    id: str
+    run_id: str
+
+    def line(self) -> str:
+        return f"  {self.kind:<16} {self.id}  (run {self.run_id})"
+
+
+def _tag_value(tags: Iterable[dict] | dict | None) -> str | None:
+    if isinstance(tags, dict):
+        return tags.get(TAG_KEY)
+    for t in tags or ():
+        if t.get("Key") == TAG_KEY:
+            return t.get("Value")
+    return None
+
+
+def _want(value: str | None, run_id: str | None) -> bool:
+    return value is not None and (run_id is None or value == run_id)
+
+
+def find(ctx: AwsContext, run_id: str | None = None) -> list[Found]:
+    """Every servesim resource of `run_id` (None: of every run) in the context's region."""
+    if run_id is not None:
+        check_run_id(run_id)
+    out: list[Found] = []
+    with aws_errors("listing servesim's Lambda functions"):
+        lam = ctx.client("lambda")
+        for page in lam.get_paginator("list_functions").paginate():
+            for fn in page["Functions"]:
+                if fn["FunctionName"].startswith(NAME_PREFIX):
+                    value = _tag_value(lam.list_tags(Resource=fn["FunctionArn"]).get("Tags"))
+                    if _want(value, run_id):
+                        out.append(Found("lambda-function", fn["FunctionName"], value))
+    with aws_errors("listing servesim's log groups"):
+        logs = ctx.client("logs")
+        for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=f"/aws/lambda/{NAME_PREFIX}"):
+            for group in page["logGroups"]:
+                value = _tag_value(logs.list_tags_log_group(logGroupName=group["logGroupName"]).get("tags"))
+                if _want(value, run_id):
+                    out.append(Found("log-group", group["logGroupName"], value))
+    tag_filter = [{"Name": f"tag:{TAG_KEY}", "Values": [run_id]} if run_id else {"Name": "tag-key", "Values": [TAG_KEY]}]
+    with aws_errors("listing servesim's EC2 instances and security groups"):
+        ec2 = ctx.client("ec2")
+        live = ["pending", "running", "stopping", "stopped", "shutting-down"]
+        for page in ec2.get_paginator("describe_instances").paginate(
+                Filters=tag_filter + [{"Name": "instance-state-name", "Values": live}]):
+            for res in page["Reservations"]:
+                for inst in res["Instances"]:
+                    out.append(Found("ec2-instance", inst["InstanceId"], _tag_value(inst.get("Tags"))))
+        for page in ec2.get_paginator("describe_security_groups").paginate(Filters=tag_filter):
+            for sg in page["SecurityGroups"]:
+                out.append(Found("security-group", sg["GroupId"], _tag_value(sg.get("Tags"))))
+    with aws_errors("listing servesim's ECR repositories"):
+        ecr = ctx.client("ecr")
+        for page in ecr.get_paginator("describe_repositories").paginate():
+            for repo in page["repositories"]:
+                if repo["repositoryName"].startswith(NAME_PREFIX):
+                    value = _tag_value(ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"]).get("tags"))
+                    if _want(value, run_id):
+                        out.append(Found("ecr-repository", repo["repositoryName"], value))
+    with aws_errors("listing servesim's S3 buckets"):
+        s3 = ctx.client("s3")
+        for bucket in s3.list_buckets().get("Buckets", []):
+            if bucket["Name"].startswith(NAME_PREFIX):
+                try:
+                    value = _tag_value(s3.get_bucket_tagging(Bucket=bucket["Name"]).get("TagSet"))
+                except Exception as exc:  # NoSuchTagSet / NoSuchBucket: not one of ours (or gone)
+                    if "NoSuchTagSet" in str(exc) or is_not_found(exc):
+                        continue
+                    raise
+                if _want(value, run_id):
+                    out.append(Found("s3-bucket", bucket["Name"], value))
+    with aws_errors("listing servesim's IAM roles"):
+        iam = ctx.client("iam")
+        for page in iam.get_paginator("list_roles").paginate(PathPrefix=IAM_PATH):
+            for role in page["Roles"]:
+                value = _tag_value(iam.list_role_tags(RoleName=role["RoleName"]).get("Tags"))
+                if _want(value, run_id):
+                    out.append(Found("iam-role", role["RoleName"], value))
+    return out
+
+
+def teardown(ctx: AwsContext, *, run_id: str | None = None, all_servesim: bool = False,
+             echo: Callable[[str], None] = print, dry_run: bool = False) -> list[Found]:
+    """Delete the resources of `run_id` (or, with `all_servesim`, of every run); the list of
+    what was found. `dry_run`: only list them."""
+    if (run_id is None) == (not all_servesim):
+        from sim.errors import ServesimError
+
+        raise ServesimError("teardown needs exactly one of --run-id ID or --all-servesim")
+    found = find(ctx, run_id)
+    if dry_run or not found:
+        return found
+    by_kind = {k: [f for f in found if f.kind == k] for k in KINDS}
+    _delete_functions(ctx, by_kind["lambda-function"], echo)
+    _delete_log_groups(ctx, by_kind["log-group"], echo)
+    _terminate(ctx, by_kind["ec2-instance"], echo)
+    _delete_security_groups(ctx, by_kind["security-group"], echo)
+    _delete_repositories(ctx, by_kind["ecr-repository"], echo)
+    _delete_buckets(ctx, by_kind["s3-bucket"], echo)
+    _delete_roles(ctx, by_kind["iam-role"], echo)
+    return found
+
+
+def _gone_ok(call, *args, **kwargs) -> None:
+    try:
+        call(*args, **kwargs)
+    except Exception as exc:
+        if not is_not_found(exc):
+            raise
+
+
+def _delete_functions(ctx: AwsContext, items: list[Found], echo) -> None:
+    lam = ctx.client("lambda")
+    for f in items:
+        with aws_errors(f"deleting the Lambda function {f.id}"):
+            _gone_ok(lam.delete_function, FunctionName=f.id)
+        echo(f"deleted Lambda function {f.id}")
+
+
+def _delete_log_groups(ctx: AwsContext, items: list[Found], echo) -> None:
+    logs = ctx.client("logs")
+    for f in items:
+        with aws_errors(f"deleting the log group {f.id}"):
+            _gone_ok(logs.delete_log_group, logGroupName=f.id)
+        echo(f"deleted log group {f.id}")
+
+
+def _terminate(ctx: AwsContext, items: list[Found], echo) -> None:
+    if not items:
+        return
+    ec2 = ctx.client("ec2")
+    ids = [f.id for f in items]
+    with aws_errors(f"terminating {', '.join(ids)}"):
+        ec2.terminate_instances(InstanceIds=ids)
+        echo(f"terminating {', '.join(ids)} (waiting, so their security group can go)...")
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
+    echo(f"terminated {', '.join(ids)}")
+
+
+def _delete_security_groups(ctx: AwsContext, items: list[Found], echo) -> None:
+    ec2 = ctx.client("ec2")
+    for f in items:
+        with aws_errors(f"deleting the security group {f.id}"):
+            _gone_ok(ec2.delete_security_group, GroupId=f.id)
+        echo(f"deleted security group {f.id}")
+
+
+def _delete_repositories(ctx: AwsContext, items: list[Found], echo) -> None:
+    ecr = ctx.client("ecr")
+    for f in items:
+        with aws_errors(f"deleting the ECR repository {f.id}"):
+            _gone_ok(ecr.delete_repository, repositoryName=f.id, force=True)
+        echo(f"deleted ECR repository {f.id}")
+
+
+def _delete_buckets(ctx: AwsContext, items: list[Found], echo) -> None:
+    s3 = ctx.client("s3")
+    for f in items:
+        with aws_errors(f"emptying and deleting the S3 bucket {f.id}"):
+            try:
+                for page in s3.get_paginator("list_object_versions").paginate(Bucket=f.id):
+                    objects = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                               for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+                    if objects:
+                        s3.delete_objects(Bucket=f.id, Delete={"Objects": objects, "Quiet": True})
+                s3.delete_bucket(Bucket=f.id)
+            except Exception as exc:
+                if not is_not_found(exc):
+                    raise
+        echo(f"deleted S3 bucket {f.id}")
+
+
+def _delete_roles(ctx: AwsContext, items: list[Found], echo) -> None:
+    iam = ctx.client("iam")
+    for f in items:
+        with aws_errors(f"deleting the IAM role {f.id}"):
+            try:
+                for name in iam.list_role_policies(RoleName=f.id)["PolicyNames"]:
+                    iam.delete_role_policy(RoleName=f.id, PolicyName=name)
+                for pol in iam.list_attached_role_policies(RoleName=f.id)["AttachedPolicies"]:
+                    iam.detach_role_policy(RoleName=f.id, PolicyArn=pol["PolicyArn"])
+                for prof in iam.list_instance_profiles_for_role(RoleName=f.id)["InstanceProfiles"]:
+                    iam.remove_role_from_instance_profile(InstanceProfileName=prof["InstanceProfileName"], RoleName=f.id)
+                iam.delete_role(RoleName=f.id)
+            except Exception as exc:
+                if not is_not_found(exc):
+                    raise
+        echo(f"deleted IAM role {f.id}")
