@@ -389,11 +389,12 @@ def _echo_lines(lines) -> None:
 @click.option("--dry-run", is_flag=True, help="aws-*: print what would be created and the cost bound, then stop.")
 @click.option("--keep", is_flag=True, help="aws-*: keep the AWS resources after the campaign (default: torn down).")
 @aws_options
+@pricing_option
 @user_errors
 @needs_local_extra
 def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body, out, quick, n_cold, n_warm, levels,
               level_s, resume, progress, architecture, timeout_s, function, allow_cidr, allow_anywhere, max_cost_usd,
-              dry_run, keep, region, endpoint_url, profile):
+              dry_run, keep, region, endpoint_url, profile, pricing_path):
     """Measure cold starts, warm latency and throughput of a model on a TARGET into a table.
 
     Checks the host first (usable CPUs, whether they scale, cgroup quotas) and warns loudly when
@@ -419,7 +420,7 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
         settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s)
         tgt = _aws_target(target, model, memory_mb, instance_type, architecture, timeout_s, function, allow_cidr,
                           allow_anywhere, keep, _aws_context(region, endpoint_url, profile), settings, max_cost_usd,
-                          dry_run)
+                          dry_run, pricing_path)
         if tgt is None:
             return
     elif target == "http":
@@ -444,7 +445,7 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
 
 
 def _aws_target(target, model, memory_mb, instance_type, architecture, timeout_s, function, allow_cidr, allow_anywhere,
-                keep, ctx, settings, max_cost_usd, dry_run):
+                keep, ctx, settings, max_cost_usd, dry_run, pricing_path):
     """The aws-lambda / aws-ec2 target, after the cost guard; None after a dry run (printed)."""
     from calibrate.aws_targets import AwsEc2Target, AwsLambdaTarget
     from calibrate.campaign import parse_list
@@ -452,12 +453,20 @@ def _aws_target(target, model, memory_mb, instance_type, architecture, timeout_s
     from deploy.aws.resources import Planned
     from sim.pricing import load_pricing
 
-    pricing = load_pricing()
+    pricing = load_pricing(pricing_path)
     if target == "aws-lambda":
-        tgt = AwsLambdaTarget(model, parse_list(memory_mb, "--memory-mb"), ctx=ctx, architecture=architecture,
-                              timeout_s=timeout_s, function=function, keep=keep, echo=click.echo)
+        memories = parse_list(memory_mb, "--memory-mb")
+        if function:  # the existing function's own size, architecture and timeout bound its cost
+            from deploy.aws.session import aws_errors
+
+            with aws_errors(f"reading the configuration of {function}"):
+                cfg = ctx.client("lambda").get_function_configuration(FunctionName=function)
+            memories, timeout_s = [int(cfg["MemorySize"])], int(cfg.get("Timeout", timeout_s))
+            architecture = (cfg.get("Architectures") or [architecture])[0]
+        tgt = AwsLambdaTarget(model, memories, ctx=ctx, architecture=architecture, timeout_s=timeout_s,
+                              function=function, keep=keep, echo=click.echo)
         plan = [] if function else tgt.stack().plan()
-        estimate = lambda_campaign_cost(settings, list(tgt.spec.memory_mb), architecture, timeout_s, pricing)
+        estimate = lambda_campaign_cost(settings, memories, architecture, timeout_s, pricing)
     else:
         if not instance_type:
             raise click.UsageError("aws-ec2 needs --instance-type")
@@ -465,9 +474,10 @@ def _aws_target(target, model, memory_mb, instance_type, architecture, timeout_s
                            keep=keep, echo=click.echo)
         spec = tgt.spec
         plan = tgt.stack.plan()[:2] + [Planned("ec2-instance", f"{spec.instance_type} x {settings.n_cold + 1}",
-                                               f"one per cold start and one serving, each terminated after use")]
+                                               "one per cold start and one serving, each terminated after use")]
+        workers = spec.workers or pricing.instance(instance_type).vcpus
         estimate = ec2_campaign_cost(settings, [instance_type], pricing, health_timeout_s=spec.health_timeout_s,
-                                     request_timeout_s=tgt.timeout_s, extra_warmup=3 * (spec.workers or 2))
+                                     request_timeout_s=tgt.timeout_s, extra_warmup=3 * workers)
     if dry_run:
         click.echo(f"dry run: {target} campaign as AWS run {tgt.run_id} in {ctx.region_name}; nothing was created.")
         if plan:

@@ -145,7 +145,8 @@ def _parse_json_report(text: str) -> dict | None:
         out["restore_duration_ms"] = float(metrics["restoreDurationMs"]) if "restoreDurationMs" in metrics else None
         out["billed_restore_duration_ms"] = (int(metrics["billedRestoreDurationMs"])
                                              if "billedRestoreDurationMs" in metrics else None)
-        out["status"] = record.get("status")
+        status = record.get("status")
+        out["status"] = None if status == "success" else status  # as the text format: Status only on failures
         out["error_type"] = record.get("errorType")
         return out
     return None

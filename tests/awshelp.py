@@ -28,11 +28,8 @@ def moto_server():
 
 
 @pytest.fixture
-def aws(moto_server, monkeypatch):
-    """An AwsContext on a freshly reset moto server, with fake credentials in the environment."""
-    from deploy.aws.session import AwsContext
-
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).read()
+def fake_credentials(monkeypatch):
+    """The fake credentials in the environment, and no profile or config file of this machine."""
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
@@ -40,4 +37,12 @@ def aws(moto_server, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/servesim-test-aws-config")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/servesim-test-aws-credentials")
+
+
+@pytest.fixture
+def aws(moto_server, fake_credentials):
+    """An AwsContext on a freshly reset moto server, with fake credentials in the environment."""
+    from deploy.aws.session import AwsContext
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).read()
     return AwsContext(region="us-east-1", endpoint_url=moto_server)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from awshelp import FAKE_KEY_ID, FAKE_SECRET, aws, moto_server  # noqa: F401 - fixtures
+from awshelp import FAKE_KEY_ID, FAKE_SECRET, aws, fake_credentials, moto_server  # noqa: F401 - fixtures
 from modelhelp import write_tiny_model
 
 boto3 = pytest.importorskip("boto3")

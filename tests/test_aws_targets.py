@@ -17,50 +17,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from awshelp import FAKE_KEY_ID, FAKE_SECRET, aws, moto_server  # noqa: F401 - fixtures
+from awshelp import FAKE_KEY_ID, FAKE_SECRET, aws, fake_credentials, moto_server  # noqa: F401 - fixtures
 from click.testing import CliRunner
-from modelhelp import write_tiny_model
-from test_campaign import check_valid_table
+from test_campaign import check_valid_table, host, rie, tiny_model  # noqa: F401 - fixtures
 
 from calibrate.campaign import QUICK as QUICK_SETTINGS
 from calibrate.campaign import run_campaign
-from calibrate.host import check_host
 from deploy.procs import live_processes
 from sim.errors import ServesimError
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
 SIZES = dict(quick=True, progress=False, echo=lambda s: None)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
-@pytest.fixture(scope="module")
-def host() -> dict:
-    return check_host()
-
-
-@pytest.fixture(scope="module")
-def rie():
-    from deploy.rie import rie_path
-
-    try:
-        return rie_path()
-    except ServesimError as exc:
-        pytest.skip(f"the Lambda Runtime Interface Emulator is not installed (make rie): {exc}")
-
-
-@pytest.fixture
-def fake_credentials(monkeypatch):
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/servesim-test-aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/servesim-test-aws-credentials")
 
 
 @pytest.fixture(autouse=True)
@@ -79,11 +47,11 @@ def _no_credentials_in(folder: Path) -> None:
 # ---- aws-lambda against the local gateway ---------------------------------------------------
 
 @contextlib.contextmanager
-def gateway(tiny, rie, memory_mb: int, concurrency_limit: int):
+def gateway(tiny_model, rie, memory_mb: int, concurrency_limit: int):
     """`servesim local-lambda` in a process of its own (as users run it): (url, function)."""
     from calibrate.targets import LocalLambdaTarget, TargetConfig
 
-    target = LocalLambdaTarget(tiny, [memory_mb], rie=rie)
+    target = LocalLambdaTarget(tiny_model, [memory_mb], rie=rie)
     config = TargetConfig("c", {"memory_mb": memory_mb})
     with target._gateway(config, keep_alive_s=600.0, concurrency_limit=concurrency_limit) as endpoint:
         yield endpoint.info["url"], endpoint.info["function"]
@@ -94,15 +62,15 @@ def _status(url: str) -> dict:
         return json.loads(r.read())
 
 
-def test_aws_lambda_target_end_to_end_against_local_lambda(tmp_path, tiny, rie, host, fake_credentials):
+def test_aws_lambda_target_end_to_end_against_local_lambda(tmp_path, tiny_model, rie, host, fake_credentials):
     from calibrate.aws_targets import COLD_VARIABLE, AwsLambdaTarget
     from deploy.aws.session import AwsContext
 
-    with gateway(tiny, rie, 1024, 4) as (url, function):
+    with gateway(tiny_model, rie, 1024, 4) as (url, function):
         ctx = AwsContext(region="us-east-1", endpoint_url=url)
         lam = ctx.client("lambda")
         lam.update_function_configuration(FunctionName=function, Environment={"Variables": {"USER_SETTING": "kept"}})
-        target = AwsLambdaTarget(tiny, ctx=ctx, function=function, echo=lambda s: None)
+        target = AwsLambdaTarget(tiny_model, ctx=ctx, function=function, echo=lambda s: None)
         out = tmp_path / "aws-lambda.parquet"
         run_campaign(target, out, host=host, **SIZES)
         status = _status(url)
@@ -118,12 +86,12 @@ def test_aws_lambda_target_end_to_end_against_local_lambda(tmp_path, tiny, rie, 
     _no_credentials_in(tmp_path)
 
 
-def test_throttles_are_recorded_never_retried(tmp_path, tiny, rie, host, fake_credentials):
+def test_throttles_are_recorded_never_retried(tmp_path, tiny_model, rie, host, fake_credentials):
     from calibrate.aws_targets import AwsLambdaTarget
     from deploy.aws.session import AwsContext
 
-    with gateway(tiny, rie, 512, 1) as (url, function):
-        target = AwsLambdaTarget(tiny, ctx=AwsContext(region="us-east-1", endpoint_url=url), function=function,
+    with gateway(tiny_model, rie, 512, 1) as (url, function):
+        target = AwsLambdaTarget(tiny_model, ctx=AwsContext(region="us-east-1", endpoint_url=url), function=function,
                                  echo=lambda s: None)
         out = tmp_path / "t.parquet"
         run_campaign(target, out, host=host, n_cold=0, n_warm=5, load_levels=[4], level_s=1.5, **SIZES)
@@ -137,13 +105,13 @@ def test_throttles_are_recorded_never_retried(tmp_path, tiny, rie, host, fake_cr
     assert 0 <= counters["throttled"] - (load.status == "throttled").sum() <= 2 * 4
 
 
-def test_cli_calibrate_aws_lambda_existing_function(tmp_path, tiny, rie, fake_credentials):
+def test_cli_calibrate_aws_lambda_existing_function(tmp_path, tiny_model, rie, fake_credentials):
     import cli
 
-    with gateway(tiny, rie, 256, 4) as (url, function):
+    with gateway(tiny_model, rie, 256, 4) as (url, function):
         out = tmp_path / "cli.parquet"
         result = CliRunner().invoke(cli.main, [
-            "calibrate", "aws-lambda", "--model", str(tiny), "--function", function, "--endpoint-url",
+            "calibrate", "aws-lambda", "--model", str(tiny_model), "--function", function, "--endpoint-url",
             url, "--region", "us-east-1", "--out", str(out), "--quick", "--no-progress", "--cold", "2",
             "--warm", "10", "--levels", "1", "--level-s", "0.5"])
     assert result.exit_code == 0, result.output
@@ -156,18 +124,18 @@ def test_cli_calibrate_aws_lambda_existing_function(tmp_path, tiny, rie, fake_cr
 # ---- aws-ec2 against moto + a local gunicorn ------------------------------------------------
 
 @pytest.fixture
-def local_app(tiny):
+def local_app(tiny_model):
     from deploy.local_server import LocalServer
 
-    with LocalServer(str(tiny), workers=1) as server:
+    with LocalServer(str(tiny_model), workers=1) as server:
         yield server.url
 
 
-def test_aws_ec2_target_campaign_boots_measures_and_tears_down(aws, tiny, tmp_path, host, local_app):
+def test_aws_ec2_target_campaign_boots_measures_and_tears_down(aws, tiny_model, tmp_path, host, local_app):
     from calibrate.aws_targets import AwsEc2Target
     from deploy.aws.teardown import find
 
-    target = AwsEc2Target(tiny, "c6i.large", ctx=aws, allow_cidr="203.0.113.7/32", work_dir=tmp_path / "w",
+    target = AwsEc2Target(tiny_model, "c6i.large", ctx=aws, allow_cidr="203.0.113.7/32", work_dir=tmp_path / "w",
                           echo=lambda s: None, url_for=lambda inst: local_app)
     out = tmp_path / "ec2.parquet"
     t0 = time.time()
@@ -184,11 +152,11 @@ def test_aws_ec2_target_campaign_boots_measures_and_tears_down(aws, tiny, tmp_pa
     _no_credentials_in(tmp_path)
 
 
-def test_a_failing_campaign_still_tears_down(aws, tiny, tmp_path, host):
+def test_a_failing_campaign_still_tears_down(aws, tiny_model, tmp_path, host):
     from calibrate.aws_targets import AwsEc2Target
     from deploy.aws.teardown import find
 
-    target = AwsEc2Target(tiny, "c6i.large", ctx=aws, allow_cidr="203.0.113.7/32", health_timeout_s=1.0,
+    target = AwsEc2Target(tiny_model, "c6i.large", ctx=aws, allow_cidr="203.0.113.7/32", health_timeout_s=1.0,
                           work_dir=tmp_path / "w", echo=lambda s: None, url_for=lambda inst: "http://127.0.0.1:9")
     with pytest.raises(ServesimError, match="did not answer /health"):
         run_campaign(target, tmp_path / "x.parquet", host=host, n_cold=1, **SIZES)
@@ -223,12 +191,12 @@ def test_ec2_cost_bound_by_hand():
     assert est.upper_usd == pytest.approx((1980 + 4624) * 0.085 / 3600, rel=1e-12)
 
 
-def test_cost_guard_refuses_an_over_budget_campaign(tmp_path, tiny, aws, monkeypatch):
+def test_cost_guard_refuses_an_over_budget_campaign(tmp_path, tiny_model, aws, monkeypatch):
     import cli
     from deploy.aws.teardown import find
 
     out = tmp_path / "never.parquet"
-    args = ["calibrate", "aws-ec2", "--model", str(tiny), "--instance-type", "c6i.large", "--allow-cidr",
+    args = ["calibrate", "aws-ec2", "--model", str(tiny_model), "--instance-type", "c6i.large", "--allow-cidr",
             "203.0.113.7/32", "--quick", "--endpoint-url", aws.endpoint_url, "--region", "us-east-1", "--out", str(out)]
     refused = CliRunner().invoke(cli.main, [*args, "--max-cost-usd", "0.01"])
     assert refused.exit_code == 2 and "over --max-cost-usd 0.01" in refused.output

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from awshelp import moto_server  # noqa: F401 - fixture
 
 from deploy.aws.ec2_package import (BUNDLE_MTIME, BUNDLE_NAME, SERVER_REQUIREMENTS, USER_DATA_MAX_BYTES,
                                     build_app_bundle, render_user_data)
@@ -200,17 +201,10 @@ def test_urls_reach_curl_exactly(instance, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def s3_url():
-    """A moto S3 server on 127.0.0.1 (a free port) for the module's tests."""
+def s3_url(moto_server):
+    """moto's server on 127.0.0.1 (awshelp) for the module's tests."""
     pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    return moto_server
 
 
 @pytest.fixture(scope="module")

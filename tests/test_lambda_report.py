@@ -79,6 +79,47 @@ def test_json_log_format_platform_report():
         ("r2", 15.74, 16, 130.49)
 
 
+# SnapStart: the text format gains Restore Duration and Billed Restore Duration (tab-prefixed, as the
+# regexes of AWS Lambda Power Tuning read them, aws-facts §6.2); there is no Init Duration.
+SNAPSTART = ("REPORT RequestId: 9a1c0ffe-0000-4b1e-8c11-5e0d1e5e0a11\tDuration: 48.21 ms\tBilled Duration: 49 ms\t"
+             "Memory Size: 1024 MB\tMax Memory Used: 212 MB\tRestore Duration: 311.57 ms\t"
+             "Billed Restore Duration: 178 ms\t\n")
+
+
+def test_snapstart_restore_fields_text_and_json():
+    r = parse_report(SNAPSTART)
+    assert (r["duration_ms"], r["billed_duration_ms"], r["restore_duration_ms"], r["billed_restore_duration_ms"],
+            r["init_duration_ms"]) == (48.21, 49, 311.57, 178, None)
+    rec = {"type": "platform.report", "record": {"requestId": "r3", "status": "success", "metrics": {
+        "durationMs": 48.21, "billedDurationMs": 49, "memorySizeMB": 1024, "maxMemoryUsedMB": 212,
+        "restoreDurationMs": 311.57, "billedRestoreDurationMs": 178}}}
+    j = parse_report(json.dumps(rec))
+    assert {k: j[k] for k in ("restore_duration_ms", "billed_restore_duration_ms", "init_duration_ms", "status")} == \
+        {"restore_duration_ms": 311.57, "billed_restore_duration_ms": 178, "init_duration_ms": None, "status": None}
+
+
+def test_json_log_tail_with_several_records_and_a_warm_report():
+    """A JSON-format log tail: platform.start, the function's own JSON line, platform.report
+    (warm: no initDurationMs), as LogResult carries it."""
+    lines = [{"time": "2026-11-22T18:00:00.000Z", "type": "platform.start", "record": {"requestId": "r4"}},
+             {"timestamp": "2026-11-22T18:00:00.010Z", "level": "INFO", "message": "predicted", "requestId": "r4"},
+             {"time": "2026-11-22T18:00:00.030Z", "type": "platform.report",
+              "record": {"requestId": "r4", "status": "timeout", "metrics": {
+                  "durationMs": 3000.0, "billedDurationMs": 3000, "memorySizeMB": 512, "maxMemoryUsedMB": 90}}}]
+    tail = "\n".join(json.dumps(x) for x in lines) + "\n"
+    r = parse_log_result(base64.b64encode(tail.encode()).decode())
+    assert (r["request_id"], r["duration_ms"], r["billed_duration_ms"], r["memory_size_mb"], r["init_duration_ms"],
+            r["status"]) == ("r4", 3000.0, 3000, 512, None, "timeout")
+
+
+def test_invoke_answer_of_a_snapstart_function_counts_the_restore_as_the_cold_start():
+    from calibrate.targets import parse_invoke
+
+    headers = {"X-Amz-Log-Result": base64.b64encode(SNAPSTART.encode()).decode(), "X-Amz-Function-Error": ""}
+    s = parse_invoke(0.0, 400.0, 200, headers, b'{"outputs": {}}', None)
+    assert (s.status, s.server_ms, s.init_ms, s.billed_ms, s.max_memory_mb) == ("ok", 48.21, 311.57, 49.0, 212.0)
+
+
 @pytest.mark.parametrize("text", ["START RequestId: x\nEND RequestId: x\n",
                                   "REPORT RequestId: x\tDuration: 1.00 ms\tMemory Size: 128 MB\t"])
 def test_missing_report_or_field_is_an_error(text):

@@ -310,17 +310,24 @@ def test_serve_forever_stops_every_environment_on_signal(rie, tiny_model, sig):
         proc.stdout.close()
 
 
+def in_flight(c, gw, sleep_s: float, *, wait_s: float):
+    """Start a request whose handler sleeps `sleep_s` in a thread; return once the runtime is in
+    the handler: (the thread, the list its answer goes to)."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(call(c, gw, {"action": "sleep", "s": sleep_s})))
+    t.start()
+    deadline = time.monotonic() + wait_s
+    while not any(e["invocations"] for e in gw.status()["environments"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # the runtime is in the handler now
+    return t, out
+
+
 def test_stopping_the_gateway_mid_invocation_leaves_nothing(rie, tiny_model, handler_dir):
     gw = LocalLambda(tiny_model, rie=rie, handler="llfn:handler", python_path=[handler_dir]).start()
     try:
         c = client(gw)
-        out = []
-        t = threading.Thread(target=lambda: out.append(call(c, gw, {"action": "sleep", "s": 5})))
-        t.start()
-        deadline = time.monotonic() + 5
-        while not any(e["invocations"] for e in gw.status()["environments"]) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.3)  # the runtime is in the handler now
+        t, out = in_flight(c, gw, 5, wait_s=5)
         t0 = time.monotonic()
         gw.stop()
         assert time.monotonic() - t0 < 3
@@ -406,13 +413,7 @@ def test_update_function_configuration_makes_every_next_invoke_cold(rie, tiny_mo
 def test_update_while_a_request_is_in_flight(rie, tiny_model, handler_dir):
     with LocalLambda(tiny_model, rie=rie, handler="llfn:handler", python_path=[handler_dir], keep_alive_s=60) as gw:
         c = boto_client(gw)
-        out = []
-        t = threading.Thread(target=lambda: out.append(call(c, gw, {"action": "sleep", "s": 2.0})))
-        t.start()
-        deadline = time.monotonic() + 10
-        while not any(e["invocations"] for e in gw.status()["environments"]) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.3)  # the runtime is in the handler now
+        t, out = in_flight(c, gw, 2.0, wait_s=10)
         t0 = time.monotonic()
         c.update_function_configuration(FunctionName=gw.function_name,
                                         Environment={"Variables": {"SERVESIM_COLD_NONCE": "1"}})

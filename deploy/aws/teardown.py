@@ -117,11 +117,13 @@ def teardown(ctx: AwsContext, *, run_id: str | None = None, all_servesim: bool =
     if dry_run or not found:
         return found
     by_kind = {k: [f for f in found if f.kind == k] for k in KINDS}
-    _delete_functions(ctx, by_kind["lambda-function"], echo)
-    _delete_log_groups(ctx, by_kind["log-group"], echo)
+    lam, logs, ec2, ecr = (ctx.client(s) for s in ("lambda", "logs", "ec2", "ecr"))
+    _delete_each(by_kind["lambda-function"], "Lambda function", lambda i: lam.delete_function(FunctionName=i), echo)
+    _delete_each(by_kind["log-group"], "log group", lambda i: logs.delete_log_group(logGroupName=i), echo)
     _terminate(ctx, by_kind["ec2-instance"], echo)
-    _delete_security_groups(ctx, by_kind["security-group"], echo)
-    _delete_repositories(ctx, by_kind["ecr-repository"], echo)
+    _delete_each(by_kind["security-group"], "security group", lambda i: ec2.delete_security_group(GroupId=i), echo)
+    _delete_each(by_kind["ecr-repository"], "ECR repository",
+                 lambda i: ecr.delete_repository(repositoryName=i, force=True), echo)
     _delete_buckets(ctx, by_kind["s3-bucket"], echo)
     _delete_roles(ctx, by_kind["iam-role"], echo)
     return found
@@ -135,20 +137,12 @@ def _gone_ok(call, *args, **kwargs) -> None:
             raise
 
 
-def _delete_functions(ctx: AwsContext, items: list[Found], echo) -> None:
-    lam = ctx.client("lambda")
+def _delete_each(items: list[Found], what: str, delete: Callable[[str], object], echo) -> None:
+    """`delete(id)` each of `items` (a `what`, e.g. "Lambda function"); one already gone is fine."""
     for f in items:
-        with aws_errors(f"deleting the Lambda function {f.id}"):
-            _gone_ok(lam.delete_function, FunctionName=f.id)
-        echo(f"deleted Lambda function {f.id}")
-
-
-def _delete_log_groups(ctx: AwsContext, items: list[Found], echo) -> None:
-    logs = ctx.client("logs")
-    for f in items:
-        with aws_errors(f"deleting the log group {f.id}"):
-            _gone_ok(logs.delete_log_group, logGroupName=f.id)
-        echo(f"deleted log group {f.id}")
+        with aws_errors(f"deleting the {what} {f.id}"):
+            _gone_ok(delete, f.id)
+        echo(f"deleted {what} {f.id}")
 
 
 def _terminate(ctx: AwsContext, items: list[Found], echo) -> None:
@@ -161,22 +155,6 @@ def _terminate(ctx: AwsContext, items: list[Found], echo) -> None:
         echo(f"terminating {', '.join(ids)} (waiting, so their security group can go)...")
         ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
     echo(f"terminated {', '.join(ids)}")
-
-
-def _delete_security_groups(ctx: AwsContext, items: list[Found], echo) -> None:
-    ec2 = ctx.client("ec2")
-    for f in items:
-        with aws_errors(f"deleting the security group {f.id}"):
-            _gone_ok(ec2.delete_security_group, GroupId=f.id)
-        echo(f"deleted security group {f.id}")
-
-
-def _delete_repositories(ctx: AwsContext, items: list[Found], echo) -> None:
-    ecr = ctx.client("ecr")
-    for f in items:
-        with aws_errors(f"deleting the ECR repository {f.id}"):
-            _gone_ok(ecr.delete_repository, repositoryName=f.id, force=True)
-        echo(f"deleted ECR repository {f.id}")
 
 
 def _delete_buckets(ctx: AwsContext, items: list[Found], echo) -> None:
