@@ -383,7 +383,8 @@ def _echo_lines(lines) -> None:
 @click.option("--timeout-s", type=click.IntRange(1, 900), default=30, show_default=True,
               help="aws-lambda: the function timeout (it also bounds the campaign's cost).")
 @click.option("--function", help="aws-lambda: measure this existing function (no deploy, no teardown).")
-@click.option("--allow-cidr", help="aws-ec2: the address allowed to reach the instances, e.g. 203.0.113.7/32.")
+@click.option("--allow-cidr", help="aws-ec2: the address allowed to reach the instances, e.g. 203.0.113.7/32 "
+                                   "(default: this machine's public address).")
 @click.option("--allow-anywhere", is_flag=True, help="aws-ec2: accept --allow-cidr 0.0.0.0/0 (open to everyone).")
 @click.option("--max-cost-usd", type=click.FloatRange(0), help="aws-*: refuse a campaign whose cost could exceed this.")
 @click.option("--dry-run", is_flag=True, help="aws-*: print what would be created and the cost bound, then stop.")
@@ -470,8 +471,10 @@ def _aws_target(target, model, memory_mb, instance_type, architecture, timeout_s
     else:
         if not instance_type:
             raise click.UsageError("aws-ec2 needs --instance-type")
-        tgt = AwsEc2Target(model, instance_type, ctx=ctx, allow_cidr=allow_cidr or "", allow_anywhere=allow_anywhere,
-                           keep=keep, echo=click.echo)
+        from deploy.aws.ec2_deploy import caller_cidr
+
+        tgt = AwsEc2Target(model, instance_type, ctx=ctx, allow_cidr=allow_cidr or caller_cidr(),
+                           allow_anywhere=allow_anywhere, keep=keep, echo=click.echo)
         spec = tgt.spec
         plan = tgt.stack.plan()[:2] + [Planned("ec2-instance", f"{spec.instance_type} x {settings.n_cold + 1}",
                                                "one per cold start and one serving, each terminated after use")]
@@ -542,7 +545,8 @@ def deploy_lambda(model, memory_mb, architecture, python_version, timeout_s, pac
 @click.option("--model", required=True, help="A zoo name or an .onnx file.")
 @click.option("--instance-type", required=True, help="e.g. c6i.large")
 @click.option("--count", type=click.IntRange(1, 100), default=1, show_default=True)
-@click.option("--allow-cidr", required=True, help="The only address allowed to reach the app, e.g. 203.0.113.7/32.")
+@click.option("--allow-cidr", help="The only address allowed to reach the app, e.g. 203.0.113.7/32 "
+                                   "(default: this machine's public address).")
 @click.option("--allow-anywhere", is_flag=True, help="Accept --allow-cidr 0.0.0.0/0 (open to everyone).")
 @click.option("--workers", type=click.IntRange(1, 256), help="gunicorn workers per instance (default: its vCPUs).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
@@ -563,8 +567,10 @@ def deploy_ec2(model, instance_type, count, allow_cidr, allow_anywhere, workers,
     from deploy.models.cache import cache_dir
     from sim.pricing import load_pricing
 
+    from deploy.aws.ec2_deploy import caller_cidr
+
     ctx = _aws_context(region, endpoint_url, profile)
-    spec = Ec2Spec(model, instance_type, count, allow_cidr, allow_anywhere, workers, 1, port)
+    spec = Ec2Spec(model, instance_type, count, allow_cidr or caller_cidr(), allow_anywhere, workers, 1, port)
     try:
         hourly = f"${count * load_pricing().instance(instance_type).usd_per_hour:,.4f}/hour"
     except ServesimError:

@@ -309,3 +309,37 @@ def test_teardown_needs_one_scope(aws):
         assert result.exit_code == 2 and "exactly one of" in result.output
     bad = CliRunner().invoke(cli.main, ["teardown", "--run-id", "X; rm", "--endpoint-url", aws.endpoint_url])
     assert bad.exit_code == 2 and "run id" in bad.output
+
+
+def test_allow_cidr_defaults_to_the_callers_address(monkeypatch):
+    """Without --allow-cidr, only this machine's public address (from AWS's checkip service, here
+    a local stand-in) may reach the instances; when it cannot be read, the message says what to pass."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from deploy.aws import ec2_deploy
+    from deploy.procs import free_port
+    from sim.errors import ServesimError
+
+    class CheckIp(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"198.51.100.9\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CheckIp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setattr(ec2_deploy, "CHECKIP_URL", f"http://127.0.0.1:{server.server_address[1]}/")
+        assert ec2_deploy.caller_cidr() == "198.51.100.9/32"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    monkeypatch.setattr(ec2_deploy, "CHECKIP_URL", f"http://127.0.0.1:{free_port()}/")
+    with pytest.raises(ServesimError, match="pass --allow-cidr"):
+        ec2_deploy.caller_cidr(timeout_s=1.0)

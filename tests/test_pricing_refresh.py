@@ -14,6 +14,8 @@ import copy
 import hashlib
 import json
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -389,3 +391,71 @@ def test_write_pricing_refuses_an_invalid_document(client, tmp_path):
         write_pricing(doc, out)
     assert out.read_text() == "old contents\n"
     assert [f.name for f in tmp_path.iterdir()] == ["prices.yaml"]
+
+
+# --- the command, over HTTP --------------------------------------------------------------------
+
+class _PriceListHandler(BaseHTTPRequestHandler):
+    """A Price List Query API endpoint (JSON 1.1 protocol, GetProducts) answering from the same
+    documented-format entries as the stubbed tests, selected by ServiceCode and instanceType."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert self.headers["X-Amz-Target"] == "AWSPriceListService.GetProducts"
+        self.server.requests.append(body)
+        filters = {f["Field"]: f["Value"] for f in body.get("Filters", [])}
+        region = filters["regionCode"]
+        if body["ServiceCode"] == "AWSLambda":
+            entries = lambda_entries(region, "")
+        elif body["ServiceCode"] == "AmazonEC2":
+            name = filters["instanceType"]
+            entries = [ec2_entry(region, "", name, *INSTANCES[name])] if name in INSTANCES else []
+        else:
+            entries = alb_entries(region, "")
+        data = json.dumps({"FormatVersion": "aws_v1", "PriceList": entries}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def price_list_endpoint(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PriceListHandler)
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_cli_pricing_refresh_writes_a_file_the_simulator_reads(price_list_endpoint, tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+
+    out = tmp_path / "prices.yaml"
+    url = f"http://127.0.0.1:{price_list_endpoint.server_address[1]}"
+    result = CliRunner().invoke(cli.main, ["pricing", "refresh", "--region", "us-east-1", "--out", str(out),
+                                           "--instance-types", "c6i.large,c7g.large", "--endpoint-url", url])
+    assert result.exit_code == 0, result.output
+    prices = load_pricing(out)
+    assert sorted(prices.ec2_instances) == ["c6i.large", "c7g.large"]
+    assert prices.instance("c6i.large").usd_per_hour == 0.085
+    assert prices.lambda_arch("x86_64").tiers[0].usd_per_gb_s == load_pricing().lambda_arch("x86_64").tiers[0].usd_per_gb_s
+    assert [r["ServiceCode"] for r in price_list_endpoint.requests] == ["AWSLambda", "AmazonEC2", "AmazonEC2", "AWSELB"]
+    unknown = CliRunner().invoke(cli.main, ["pricing", "refresh", "--region", "us-east-1", "--out",
+                                            str(tmp_path / "x.yaml"), "--instance-types", "c9z.huge", "--endpoint-url",
+                                            url])
+    assert unknown.exit_code == 2 and "c9z.huge" in unknown.output and not (tmp_path / "x.yaml").exists()

@@ -33,10 +33,23 @@ from deploy.aws.resources import Planned, bucket_name, create_bucket, presign, u
 from deploy.aws.session import AwsContext, aws_errors, resource_name, tags_list
 from sim.errors import ServesimError
 
+CHECKIP_URL = "https://checkip.amazonaws.com"  # AWS's own what-is-my-address service
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 PRESIGN_S = 6 * 3600  # instances launched later in a campaign fetch the same objects
 DEFAULT_PORT = 8080
 HEALTH_TIMEOUT_S = 900.0
+
+
+def caller_cidr(timeout_s: float = 5.0) -> str:
+    """This machine's public address as a one-address network (x.x.x.x/32), from CHECKIP_URL:
+    the default of --allow-cidr, so that only the caller can reach the instances."""
+    try:
+        with urllib.request.urlopen(CHECKIP_URL, timeout=timeout_s) as r:
+            address = ipaddress.ip_address(r.read(64).decode("ascii", "replace").strip())
+    except (OSError, ValueError) as exc:
+        raise ServesimError(f"--allow-cidr was not given and this machine's public address could not be read from "
+                            f"{CHECKIP_URL} ({exc}): pass --allow-cidr with your address, e.g. 203.0.113.7/32") from None
+    return f"{address}/{address.max_prefixlen}"
 
 
 @dataclass(frozen=True)
