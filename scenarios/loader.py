@@ -465,11 +465,7 @@ def _build(data: Any, source: str | None, base_dir: Path, path: Path | None) -> 
     name = _text(data["name"], ctx, "name")
     seed = _int(0)(data.get("seed", 0), ctx, "seed")
     warmup_s = _duration()(data.get("warmup_s", 0), ctx, "warmup_s")
-    engine = data.get("engine", "auto")
-    if engine == "fast":
-        raise ConfigError(source, "engine", "auto or simpy (the fast engine is not available yet: it comes "
-                          "with a later change)", engine)
-    engine = _choice(ENGINES)(engine, ctx, "engine")
+    engine = _choice(ENGINES)(data.get("engine", "auto"), ctx, "engine")
     trace = parse_trace(data["trace"], source=source, key="trace", base_dir=base_dir)
     if trace.duration_s is not None and warmup_s >= trace.duration_s:
         raise ConfigError(source, "warmup_s", f"a warm-up shorter than the trace ({trace.duration_s:g} s)",
@@ -477,6 +473,15 @@ def _build(data: Any, source: str | None, base_dir: Path, path: Path | None) -> 
     ctx = dataclasses.replace(ctx, trace=trace)
     profile = _ProfileRef(data, ctx)
     platforms = _platforms(data["platforms"], ctx, profile)
+    if engine == "fast":
+        from sim import engine_fast
+
+        for i, p in enumerate(platforms):
+            missing = engine_fast.unsupported(p)
+            if missing is not None:
+                raise ConfigError(source, "engine", f"an engine that models platforms[{i}] ({p.name!r}): engine fast "
+                                  f"does not support {missing}; use engine: simpy, or auto to choose per platform",
+                                  engine)
     pricing = ctx.resolve(data["pricing"], "pricing", "a pricing file (YAML)") if "pricing" in data else None
     sweep = data.get("sweep")
     if sweep is not None:

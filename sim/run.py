@@ -23,7 +23,7 @@ from .pricing import Pricing
 from .streams import ARRIVALS, child_seed
 from .tally import periods_in
 
-ENGINES = ("auto", "simpy")
+ENGINES = ("auto", "simpy", "fast")
 
 
 class Arrivals(Protocol):
@@ -42,11 +42,22 @@ class PlatformResult:
     end_s: float
 
 
-def resolve_engine(engine: str) -> str:
+def resolve_engine(engine: str, cfg: PlatformConfig | None = None) -> str:
+    """The engine that runs `cfg`: ``simpy``, ``fast``, or for ``auto`` fast when it models `cfg`.
+    Asking for ``fast`` on a configuration it does not model is refused, naming what is missing."""
     if engine not in ENGINES:
-        if engine == "fast":
-            raise ServesimError("engine 'fast' is not available yet in this version; use engine: simpy (or auto)")
         raise ServesimError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if engine == "simpy":
+        return "simpy"
+    from . import engine_fast
+
+    missing = engine_fast.unsupported(cfg) if cfg is not None else None
+    if missing is None:
+        return "fast"
+    if engine == "fast":
+        name = getattr(cfg, "name", "?")
+        raise ServesimError(f"engine fast does not support {missing} (platform {name!r}); use engine: simpy "
+                            "for it (engine: auto picks simpy by itself)")
     return "simpy"
 
 
@@ -55,11 +66,15 @@ def simulate_one(cfg: PlatformConfig, arrivals: Arrivals, *, pricing: Pricing, s
                  chunk_size: int = 65536, record_sink: Callable[[pd.DataFrame], None] | None = None,
                  progress: Callable[[int, float], None] | None = None) -> PlatformResult:
     """Simulate one platform configuration; see `simulate`."""
-    engine = resolve_engine(engine)
+    engine = resolve_engine(engine, cfg)
     collector = Collector(warmup_s, period_s, record_sink)
     chunks = arrivals.chunks(child_seed(seed, ARRIVALS), chunk_size)
-    model, end_s = engine_simpy.run(cfg, chunks, seed=seed, warmup_s=warmup_s, horizon_s=arrivals.duration_s,
-                                    collector=collector, progress=progress)
+    if engine == "fast":
+        from . import engine_fast as runner
+    else:
+        runner = engine_simpy
+    model, end_s = runner.run(cfg, chunks, seed=seed, warmup_s=warmup_s, horizon_s=arrivals.duration_s,
+                              collector=collector, progress=progress)
     window_s = max(0.0, end_s - warmup_s)
     n_periods = periods_in(window_s, period_s)
     levels = model.levels(end_s, n_periods)

@@ -140,7 +140,8 @@ def test_json_has_every_result_key(scenario_file):
                 assert k in d[key], f"{key}.{k}"
         assert d["requests"] > 0
         assert d["requests"] == d["completed"] + d["rejected"] + d["timeouts"]
-        assert d["engine"] == "simpy"
+        cfg_kind = {"lambda": "fast", "ec2": None}[d["kind"]]
+        assert d["engine"] in ("fast", "simpy") and (cfg_kind is None or d["engine"] == cfg_kind)  # auto: fast if it can
         assert d["horizon_s"] == pytest.approx(540.0, abs=1.0)  # 10 min trace - 1 min warm-up
         assert d["cost_usd"]["total"] > 0
     # same arrivals for every platform
@@ -246,8 +247,8 @@ BAD = {
     "yaml-syntax": (lambda t: t.replace("trace: {kind: poisson,", "trace: {kind: poisson"),
                     ["line 4", "valid YAML"]),
     "lambda-no-service": (_lambda_without_service, ["platforms[0]", "lam-1g", "service", "profile"]),
-    "engine-fast": (lambda t: t.replace("warmup_s: 1m\n", "warmup_s: 1m\nengine: fast\n"),
-                    ["engine", "fast", "not available yet"]),
+    "engine-unknown": (lambda t: t.replace("warmup_s: 1m\n", "warmup_s: 1m\nengine: turbo\n"),
+                       ["engine", "turbo", "simpy", "fast"]),
 }
 
 

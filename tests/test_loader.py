@@ -207,7 +207,6 @@ BAD = [
     (("min: 2,", "min: 2, initial: 4,"), "platforms[1].autoscaling.initial", "the same as platforms[1].instances"),
     (("instances: 3", "instances: 9"), "platforms[1].instances", "from min (2) to max (8)"),
     ((", boot_s: 90s", ""), "platforms[1].autoscaling.boot_s", "a boot time in seconds"),
-    (("engine: simpy", "engine: fast"), "engine", "not available yet"),
     (("engine: simpy", "engine: turbo"), "engine", "auto, simpy"),
     (("name: ec2", "name: lambda-2g"), "platforms[1].name", "a unique platform name (platforms[0]"),
     (("kind: ec2", "kind: vm"), "platforms[1].kind", "one of lambda, ec2"),

@@ -1,0 +1,57 @@
+"""The fast engine: the platform models of `sim.platforms`, compiled with numba, one loop per chunk.
+
+It gives the SimPy engine's results (per-request outcomes, tallies, bills) on the same inputs,
+many times faster, from the same arrival chunks and the same per-request draws, streaming into
+the same `Collector`. `unsupported(cfg)` names what it does not model (the caller refuses with
+a pointer to ``engine: simpy``); `run` has the contract of `sim.engine_simpy.run`.
+Compilation is cached on disk by numba (``cache=True``): the first run in a fresh environment
+pays it once; `warm_up()` does that up front and returns the seconds it took.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..config import EC2Config, LambdaConfig, PlatformConfig
+from ..metrics import Collector
+
+
+def unsupported(cfg: PlatformConfig) -> str | None:
+    """None when the fast engine models `cfg` exactly, else what it does not support."""
+    if isinstance(cfg, LambdaConfig):
+        return None
+    if isinstance(cfg, EC2Config):
+        try:
+            from .ec2 import unsupported as ec2_unsupported
+        except ImportError:
+            return "EC2 platforms"
+        return ec2_unsupported(cfg)
+    return f"platform kind {type(cfg).__name__}"
+
+
+def run(cfg: PlatformConfig, chunks: Iterable[np.ndarray], *, seed: int, warmup_s: float,
+        horizon_s: float | None, collector: Collector,
+        progress: Callable[[int, float], None] | None = None):
+    """Simulate one platform (see `sim.engine_simpy.run`); returns (model, end_s)."""
+    if isinstance(cfg, LambdaConfig):
+        from .lambda_ import run_lambda
+
+        return run_lambda(cfg, chunks, seed=seed, warmup_s=warmup_s, horizon_s=horizon_s, collector=collector,
+                          progress=progress)
+    from .ec2 import run_ec2
+
+    return run_ec2(cfg, chunks, seed=seed, warmup_s=warmup_s, horizon_s=horizon_s, collector=collector,
+                   progress=progress)
+
+
+def warm_up() -> float:
+    """Compile (or load from numba's cache) every kernel; the seconds it took."""
+    from .lambda_ import warm_up as lambda_warm_up
+
+    seconds = lambda_warm_up()
+    try:
+        from .ec2 import warm_up as ec2_warm_up
+    except ImportError:
+        return seconds
+    return seconds + ec2_warm_up()

@@ -1,0 +1,554 @@
+"""The Lambda model of `sim.platforms.lambda_` as one compiled loop per chunk of arrivals.
+
+Same model, same inputs, same order of operations as the SimPy `LambdaModel` (read its docstring
+for the semantics): per chunk, the per-request durations come from the same uniforms through the
+same `ppf`s (numpy, in Python), then `_chunk` (numba) handles, in SimPy's event order, every
+completion and keep-alive expiry due before each arrival and then the arrival itself. Event
+times are computed as SimPy computes them (``now + delay``), ties resolve by scheduling order
+(`sim.engine_fast.common`), and the instance tallies perform the same floating-point
+operations, so per-request outcomes, tallies and bills are the SimPy engine's.
+
+State between chunks lives in arrays:
+- environments, one row per slot of ``EI`` (int64 fields) and ``EF`` (float64: the end of the
+  idle period's keep-alive, the time its pending expiry timer fires or NaN); a slot is reused
+  after its environment is reclaimed, its generation bumped so stale timers cannot touch the
+  new environment;
+- two idle pools (on-demand and provisioned), each in the reuse policy's structure: ``mru`` a
+  doubly linked list in insertion order (pick the tail), ``newest`` an indexed max-heap on the
+  environment id, ``random`` an array with swap-removal exactly like `RandomPool`;
+- two event heaps, completions and expiry timers (`common`'s heap; an event's int64 code packs
+  its slot, and the timer's generation or whether the completion timed out), and the scalar
+  state (time, tokens, counts).
+Arrays grow inside the kernel and are handed back, so memory follows the number of live
+environments, never the number of requests.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+from numba import njit
+
+from ..config import LambdaConfig
+from ..metrics import Collector
+from ..platforms.lambda_ import LambdaModel
+from ..streams import RequestStreams
+from .common import (heap_grow, heap_pop, heap_push, new_heap, new_tally, tally_close, tally_full, tally_grow,
+                     tally_set, tally_to_python)
+
+MRU, NEWEST, RANDOM = 0, 1, 2
+POLICY = {"mru": MRU, "newest": NEWEST, "random": RANDOM}
+OK, THROTTLED, TIMEOUT = 0, 1, 3  # sim.metrics status codes (checked at import below)
+COMPLETE, EXPIRE = 0, 1
+# EI fields
+F_ID, F_PROV, F_IDLE, F_GEN, F_PREV, F_NEXT, F_POS, F_TIMER_SET = range(8)
+NF = 8
+# EF fields: the end of the idle period's keep-alive, when the pending expiry timer fires, and
+# the keep-alive of the idle period the pending completion will start
+G_EXPIRES, G_TIMER, G_KEEP = range(3)
+NG = 3
+# fs (float state)
+S_NOW, S_TOKENS, S_TOKENS_AT = range(3)
+# ist (int state)
+(I_BUSY, I_ALIVE, I_NEXT_ID, I_EID, I_HEAP_N, I_FREE_N, I_HEAD0, I_TAIL0, I_HEAD1, I_TAIL1, I_N0, I_N1,
+ I_XHEAP_N) = range(13)
+NI = 13
+
+
+def _check_codes():
+    from .. import metrics
+
+    assert (metrics.OK, metrics.THROTTLED, metrics.TIMEOUT) == (OK, THROTTLED, TIMEOUT)
+
+
+_check_codes()
+
+
+# ---- pools ----------------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _sift_up(items, p, EI, i):
+    while i > 0:
+        q = (i - 1) >> 1
+        if EI[items[p, i], F_ID] > EI[items[p, q], F_ID]:
+            a, b = items[p, i], items[p, q]
+            items[p, i], items[p, q] = b, a
+            EI[b, F_POS], EI[a, F_POS] = i, q
+            i = q
+        else:
+            break
+
+
+@njit(cache=True, inline="always")
+def _sift_down(items, p, EI, i, n):
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            break
+        c = left
+        if left + 1 < n and EI[items[p, left + 1], F_ID] > EI[items[p, left], F_ID]:
+            c = left + 1
+        if EI[items[p, c], F_ID] > EI[items[p, i], F_ID]:
+            a, b = items[p, i], items[p, c]
+            items[p, i], items[p, c] = b, a
+            EI[b, F_POS], EI[a, F_POS] = i, c
+            i = c
+        else:
+            break
+
+
+@njit(cache=True, inline="always")
+def _pool_add(policy, p, s, EI, items, ist):
+    """Add slot s to pool p (0 on-demand, 1 provisioned)."""
+    n_at = I_N0 + p
+    if policy == MRU:
+        head, tail = I_HEAD0 + 2 * p, I_TAIL0 + 2 * p
+        EI[s, F_NEXT] = -1
+        EI[s, F_PREV] = ist[tail]
+        if ist[tail] >= 0:
+            EI[ist[tail], F_NEXT] = s
+        else:
+            ist[head] = s
+        ist[tail] = s
+    elif policy == RANDOM:
+        n = ist[n_at]
+        EI[s, F_POS] = n
+        items[p, n] = s
+    else:
+        n = ist[n_at]
+        items[p, n] = s
+        EI[s, F_POS] = n
+        _sift_up(items, p, EI, n)
+    ist[n_at] += 1
+
+
+@njit(cache=True, inline="always")
+def _pool_remove(policy, p, s, EI, items, ist):
+    """Remove slot s (in pool p) from it."""
+    n_at = I_N0 + p
+    if policy == MRU:
+        head, tail = I_HEAD0 + 2 * p, I_TAIL0 + 2 * p
+        prv, nxt = EI[s, F_PREV], EI[s, F_NEXT]
+        if prv >= 0:
+            EI[prv, F_NEXT] = nxt
+        else:
+            ist[head] = nxt
+        if nxt >= 0:
+            EI[nxt, F_PREV] = prv
+        else:
+            ist[tail] = prv
+    elif policy == RANDOM:  # RandomPool._take: the last item moves into the hole
+        i = EI[s, F_POS]
+        n = ist[n_at]
+        last = items[p, n - 1]
+        if last != s:
+            items[p, i] = last
+            EI[last, F_POS] = i
+    else:
+        i = EI[s, F_POS]
+        n = ist[n_at] - 1
+        last = items[p, n]
+        if i != n:
+            items[p, i] = last
+            EI[last, F_POS] = i
+            _sift_down(items, p, EI, i, n)
+            _sift_up(items, p, EI, EI[last, F_POS])
+    ist[n_at] -= 1
+
+
+@njit(cache=True, inline="always")
+def _pool_pick(policy, p, u, EI, items, ist):
+    """Take a slot for a request (-1 when the pool is empty)."""
+    n = ist[I_N0 + p]
+    if n == 0:
+        return -1
+    if policy == MRU:
+        s = ist[I_TAIL0 + 2 * p]
+    elif policy == RANDOM:
+        k = int(u * n)
+        s = items[p, k if k < n - 1 else n - 1]
+    else:
+        s = items[p, 0]
+    _pool_remove(policy, p, s, EI, items, ist)
+    return s
+
+
+# ---- slots ----------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _grow_slots(EI, EF, items, free, ist):
+    """Twice the slots, the new ones pushed on the free stack (lowest on top)."""
+    cap = EI.shape[0]
+    EI2 = np.zeros((2 * cap, NF), np.int64)
+    EI2[:cap] = EI
+    EF2 = np.full((2 * cap, NG), np.nan)
+    EF2[:cap] = EF
+    items2 = np.zeros((2, 2 * cap), np.int64)
+    items2[:, :cap] = items
+    free2 = np.empty(2 * cap, np.int64)
+    free2[:cap] = free
+    for k in range(2 * cap - 1, cap - 1, -1):
+        free2[ist[I_FREE_N]] = k
+        ist[I_FREE_N] += 1
+    return EI2, EF2, items2, free2
+
+
+@njit(cache=True, inline="always")
+def _new_env(EI, EF, free, ist, provisioned):
+    """A new environment in a free slot (there must be one: `_grow_slots` first); its slot."""
+    ist[I_FREE_N] -= 1
+    s = free[ist[I_FREE_N]]
+    EI[s, F_ID] = ist[I_NEXT_ID]
+    ist[I_NEXT_ID] += 1
+    EI[s, F_PROV] = 1 if provisioned else 0
+    EI[s, F_IDLE] = 0
+    EI[s, F_TIMER_SET] = 0
+    EF[s, G_EXPIRES] = 0.0
+    EF[s, G_TIMER] = np.nan
+    ist[I_ALIVE] += 1
+    return s
+
+
+@njit(cache=True, inline="always")
+def _free_slot(EI, free, ist, s):
+    EI[s, F_GEN] += 1  # a timer still pending for the old environment no longer matches
+    free[ist[I_FREE_N]] = s
+    ist[I_FREE_N] += 1
+
+
+# ---- the chunk ------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy, limit, pc, burst, refill,
+           timeout_ms, status, cold, latency, done, prov,
+           fs, ist, EI, EF, items, free, ht, he, hc, xt, xe, xc, at_s, at_b, bt_s, bt_b,
+           mode, until_t):
+    """Run the chunk's arrivals (mode 0), or drain (mode 1: until no request is in flight;
+    mode 2: every event before (until_t, next id), then advance to until_t; mode 3: every event
+    at the current time scheduled before the next id). Returns the arrays that may have grown."""
+    n_req = t_arr.size if mode == 0 else 0
+    j = 0
+    while True:
+        # Next request's arrival event (SimPy: the arrival process's timeout), or the drain target.
+        if mode == 0:
+            if j >= n_req:
+                break
+            t = t_arr[j]
+            now = fs[S_NOW]
+            if t - now > 0:
+                target_t = now + (t - now)
+                ist[I_EID] += 1
+                target_e = ist[I_EID]
+            else:
+                target_t = now
+                target_e = -1  # nothing runs before it
+        elif mode == 1:
+            if ist[I_BUSY] == 0:
+                break
+            target_t = np.inf
+            target_e = 0
+        elif mode == 2:
+            now = fs[S_NOW]
+            target_t = now + (until_t - now)
+            ist[I_EID] += 1
+            target_e = ist[I_EID]
+        else:
+            target_t = fs[S_NOW]
+            ist[I_EID] += 1
+            target_e = ist[I_EID]
+        # Events due before it, in (time, id) order.
+        # Completions and expiry timers are in two heaps (timers of idle environments are many and
+        # long-lived; completions few and short): the next event is the earlier of the two tops.
+        while True:
+            nc, nx = ist[I_HEAP_N], ist[I_XHEAP_N]
+            if nc > 0 and (nx == 0 or ht[0] < xt[0] or (ht[0] == xt[0] and he[0] < xe[0])):
+                ev_t, ev_e = ht[0], he[0]
+                kind = COMPLETE
+            elif nx > 0:
+                ev_t, ev_e = xt[0], xe[0]
+                kind = EXPIRE
+            else:
+                break
+            if not (ev_t < target_t or (ev_t == target_t and ev_e < target_e)):
+                break
+            if kind == COMPLETE:
+                code = hc[0]
+                s, b = code >> 1, code & 1
+                heap_pop(ht, he, hc, nc)
+                ist[I_HEAP_N] -= 1
+            else:
+                code = xc[0]
+                s, b = code & 0x7FFFFFFF, code >> 32
+                heap_pop(xt, xe, xc, nx)
+                ist[I_XHEAP_N] -= 1
+            fs[S_NOW] = ev_t
+            now = ev_t
+            if kind == COMPLETE:
+                ist[I_BUSY] -= 1
+                if tally_full(bt_s, bt_b, now):
+                    bt_b = tally_grow(bt_s, bt_b, now)
+                tally_set(bt_s, bt_b, now, ist[I_BUSY])
+                if EI[s, F_PROV] == 1:
+                    _pool_add(policy, 1, s, EI, items, ist)
+                elif b == 1:  # timed out: the environment is discarded
+                    ist[I_ALIVE] -= 1
+                    if tally_full(at_s, at_b, now):
+                        at_b = tally_grow(at_s, at_b, now)
+                    tally_set(at_s, at_b, now, ist[I_ALIVE])
+                    _free_slot(EI, free, ist, s)
+                else:
+                    EI[s, F_IDLE] = 1
+                    expires = now + EF[s, G_KEEP]
+                    EF[s, G_EXPIRES] = expires
+                    _pool_add(policy, 0, s, EI, items, ist)
+                    if EI[s, F_TIMER_SET] == 0 or EF[s, G_TIMER] > expires:
+                        EI[s, F_GEN] += 1
+                        EI[s, F_TIMER_SET] = 1
+                        EF[s, G_TIMER] = expires
+                        ist[I_EID] += 1
+                        if ist[I_XHEAP_N] == xt.size:
+                            xt, xe, xc = heap_grow(xt, xe, xc)
+                        heap_push(xt, xe, xc, ist[I_XHEAP_N], now + (expires - now), ist[I_EID],
+                                  (EI[s, F_GEN] << 32) | s)
+                        ist[I_XHEAP_N] += 1
+                if mode == 1 and ist[I_BUSY] == 0:
+                    break  # SimPy: the empty event is scheduled now; later ids wait for it
+            else:  # EXPIRE
+                if EI[s, F_GEN] != b:
+                    continue
+                armed_for = EF[s, G_TIMER]
+                EI[s, F_TIMER_SET] = 0
+                EF[s, G_TIMER] = np.nan
+                if EI[s, F_IDLE] == 0:
+                    continue
+                if EF[s, G_EXPIRES] > armed_for:
+                    expires = EF[s, G_EXPIRES]
+                    EI[s, F_GEN] += 1
+                    EI[s, F_TIMER_SET] = 1
+                    EF[s, G_TIMER] = expires
+                    ist[I_EID] += 1
+                    if ist[I_XHEAP_N] == xt.size:
+                        xt, xe, xc = heap_grow(xt, xe, xc)
+                    heap_push(xt, xe, xc, ist[I_XHEAP_N], now + (expires - now), ist[I_EID],
+                              (EI[s, F_GEN] << 32) | s)
+                    ist[I_XHEAP_N] += 1
+                    continue
+                EI[s, F_IDLE] = 0
+                _pool_remove(policy, 0, s, EI, items, ist)
+                ist[I_ALIVE] -= 1
+                if tally_full(at_s, at_b, now):
+                    at_b = tally_grow(at_s, at_b, now)
+                tally_set(at_s, at_b, now, ist[I_ALIVE])
+                _free_slot(EI, free, ist, s)
+        if mode == 1:
+            if ist[I_BUSY] == 0:
+                break
+            continue
+        if mode >= 2:
+            fs[S_NOW] = target_t
+            break
+        # The arrival (LambdaModel.arrive).
+        now = target_t
+        fs[S_NOW] = now
+        if ist[I_BUSY] >= limit:
+            status[j] = THROTTLED
+            j += 1
+            continue
+        u = route[j]
+        s = _pool_pick(policy, 1, u, EI, items, ist) if pc > 0 else -1
+        if s < 0:
+            s = _pool_pick(policy, 0, u, EI, items, ist)
+        init = 0.0
+        if s < 0:
+            tokens = fs[S_TOKENS] + (now - fs[S_TOKENS_AT]) * refill
+            fs[S_TOKENS] = tokens if tokens < burst else float(burst)
+            fs[S_TOKENS_AT] = now
+            if fs[S_TOKENS] < 1.0:
+                status[j] = THROTTLED
+                j += 1
+                continue
+            fs[S_TOKENS] -= 1.0
+            if ist[I_FREE_N] == 0:
+                EI, EF, items, free = _grow_slots(EI, EF, items, free, ist)
+            s = _new_env(EI, EF, free, ist, False)
+            if tally_full(at_s, at_b, now):
+                at_b = tally_grow(at_s, at_b, now)
+            tally_set(at_s, at_b, now, ist[I_ALIVE])
+            init = init_ms[j]
+            cold[j] = True
+        else:
+            EI[s, F_IDLE] = 0
+            if EI[s, F_PROV] == 1:
+                prov[j] = True
+        work = work_ms[j]
+        timed_out = work > timeout_ms
+        if timed_out:
+            work = timeout_ms
+            status[j] = TIMEOUT
+        lat_ms = init + work
+        lat_s = lat_ms / 1000.0
+        latency[j] = lat_ms
+        done[j] = now + lat_s
+        ist[I_BUSY] += 1
+        if tally_full(bt_s, bt_b, now):
+            bt_b = tally_grow(bt_s, bt_b, now)
+        tally_set(bt_s, bt_b, now, ist[I_BUSY])
+        EF[s, G_KEEP] = keep_const if use_const else keep_s[j]
+        ist[I_EID] += 1
+        if ist[I_HEAP_N] == ht.size:
+            ht, he, hc = heap_grow(ht, he, hc)
+        heap_push(ht, he, hc, ist[I_HEAP_N], now + lat_s, ist[I_EID], (s << 1) | (1 if timed_out else 0))
+        ist[I_HEAP_N] += 1
+        j += 1
+    return EI, EF, items, free, ht, he, hc, xt, xe, xc, at_b, bt_b
+
+
+class _ChunkView:
+    """What `LambdaModel.account` reads of a chunk."""
+
+    __slots__ = ("status", "work_ms", "cold", "init_ms", "extra")
+
+    def __init__(self, status, work_ms, cold, init_ms, prov):
+        self.status, self.work_ms, self.cold, self.init_ms = status, work_ms, cold, init_ms
+        self.extra = {"provisioned": prov}
+
+
+class FastLambda:
+    """The compiled Lambda model's state, and a `LambdaModel` that keeps its bill and tallies."""
+
+    def __init__(self, cfg: LambdaConfig, warmup_s: float, period_s: float):
+        import simpy
+
+        self.cfg = cfg
+        # The reference model, never run: it holds the configuration's derived values, bills
+        # what `account` is given and reads its tallies in `levels`, exactly as for SimPy.
+        self.model = LambdaModel(simpy.Environment(), cfg, warmup_s, period_s)
+        self.policy = POLICY[cfg.reuse]
+        cap = 64
+        while cap < cfg.provisioned_concurrency + 2:
+            cap *= 2
+        self.EI = np.zeros((cap, NF), np.int64)
+        self.EF = np.full((cap, NG), np.nan)
+        self.items = np.zeros((2, cap), np.int64)
+        self.free = np.arange(cap - 1, -1, -1, dtype=np.int64)
+        self.ist = np.zeros(NI, np.int64)
+        self.ist[[I_HEAD0, I_TAIL0, I_HEAD1, I_TAIL1]] = -1
+        self.ist[I_FREE_N] = cap
+        self.fs = np.array([0.0, float(cfg.scale_burst), 0.0])
+        self.heap = new_heap()  # completions
+        self.timers = new_heap()  # expiry timers
+        self.at_s, self.at_b = new_tally(warmup_s, period_s)
+        self.bt_s, self.bt_b = new_tally(warmup_s, period_s)
+        self.keep_const = float(cfg.keep_alive_s) if self.model.keep_dist is None else 0.0
+        for _ in range(cfg.provisioned_concurrency):  # LambdaModel.__init__'s provisioned environments
+            s = self.free[self.ist[I_FREE_N] - 1]
+            self.ist[I_FREE_N] -= 1
+            self.EI[s, F_ID] = self.ist[I_NEXT_ID]
+            self.ist[I_NEXT_ID] += 1
+            self.EI[s, F_PROV] = 1
+            self.ist[I_ALIVE] += 1
+            _pool_add(self.policy, 1, s, self.EI, self.items, self.ist)
+        tally_set(self.at_s, self.at_b, 0.0, float(self.ist[I_ALIVE]))
+
+    def _call(self, t, work, init, keep, route, outs, mode, until_t=0.0):
+        cfg = self.cfg
+        res = _chunk(t, work, init, keep, route, self.keep_const, self.model.keep_dist is None, self.policy,
+                     cfg.concurrency_limit, cfg.provisioned_concurrency, float(cfg.scale_burst),
+                     float(cfg.scale_refill_per_s), self.model.timeout_ms, *outs,
+                     self.fs, self.ist, self.EI, self.EF, self.items, self.free, *self.heap, *self.timers,
+                     self.at_s, self.at_b, self.bt_s, self.bt_b, mode, until_t)
+        self.EI, self.EF, self.items, self.free = res[:4]
+        self.heap, self.timers = res[4:7], res[7:10]
+        self.at_b, self.bt_b = res[10], res[11]
+
+    def chunk(self, t_arr: np.ndarray, draws):
+        """Run one chunk of arrivals; the per-request outcomes as arrays."""
+        cfg, n = self.cfg, t_arr.size
+        svc = cfg.service
+        work = np.asarray(svc.warm_ms.ppf(draws.warm), dtype=np.float64)
+        init = np.asarray(svc.cold_init_ms.ppf(draws.cold), dtype=np.float64)
+        keep = (np.asarray(self.model.keep_dist.ppf(draws.keepalive), dtype=np.float64)
+                if self.model.keep_dist is not None else _EMPTY)
+        status = np.zeros(n, np.int8)
+        cold = np.zeros(n, np.bool_)
+        latency = np.full(n, np.nan)
+        done = np.full(n, np.nan)
+        prov = np.zeros(n, np.bool_)
+        self._call(np.ascontiguousarray(t_arr, dtype=np.float64), work, init, keep,
+                   np.asarray(draws.routing, dtype=np.float64), (status, cold, latency, done, prov), 0)
+        return work, init, status, cold, latency, done, prov
+
+    def drain(self, mode: int, until_t: float = 0.0) -> None:
+        self._call(_EMPTY, _EMPTY, _EMPTY, _EMPTY, _EMPTY, (_EMPTY_I8, _EMPTY_B, _EMPTY, _EMPTY, _EMPTY_B), mode,
+                   until_t)
+
+    @property
+    def now(self) -> float:
+        return float(self.fs[S_NOW])
+
+    @property
+    def busy(self) -> int:
+        return int(self.ist[I_BUSY])
+
+    def finish(self, end_s: float) -> LambdaModel:
+        self.at_b = tally_close(self.at_s, self.at_b, end_s)
+        self.bt_b = tally_close(self.bt_s, self.bt_b, end_s)
+        tally_to_python(self.at_s, self.at_b, self.model.alive_tally)
+        tally_to_python(self.bt_s, self.bt_b, self.model.busy_tally)
+        return self.model
+
+
+_EMPTY = np.zeros(0)
+_EMPTY_I8 = np.zeros(0, np.int8)
+_EMPTY_B = np.zeros(0, np.bool_)
+
+
+def run_lambda(cfg: LambdaConfig, chunks: Iterable[np.ndarray], *, seed: int, warmup_s: float,
+               horizon_s: float | None, collector: Collector,
+               progress: Callable[[int, float], None] | None = None) -> tuple[LambdaModel, float]:
+    """`sim.engine_simpy.run` for a LambdaConfig, compiled: same contract, same results."""
+    fast = FastLambda(cfg, warmup_s, collector.period_s)
+    model = fast.model
+    streams = RequestStreams(seed)
+    last_t = 0.0
+    for t_arr in chunks:
+        n = t_arr.size
+        if n == 0:
+            continue
+        work, init, status, cold, latency, done, prov = fast.chunk(t_arr, streams.next(n))
+        keep = t_arr >= warmup_s
+        model.account(_ChunkView(status, work, cold, init, prov), keep)
+        extra = None
+        if collector.wants_records:
+            extra = {"provisioned": prov, "work_ms": work, "init_ms": np.where(cold, init, 0.0)}
+        collector.add_chunk(t_arr, status, cold, latency, done, extra)
+        last_t = float(t_arr[-1])
+        if progress is not None:
+            progress(n, last_t)
+    if fast.busy > 0:
+        fast.drain(1)  # until the last completion ...
+        fast.drain(3)  # ... and the events at that instant scheduled before SimPy's empty event
+    end = max(horizon_s if horizon_s is not None else last_t, fast.now)
+    if end > fast.now:
+        fast.drain(2, end)
+    fast.drain(3)  # the main process ends: events at this instant scheduled before that run first
+    end_s = fast.now
+    collector.close()
+    return fast.finish(end_s), end_s
+
+
+def warm_up() -> float:
+    """Compile (or load from numba's cache) the kernel on a tiny input; the seconds it took."""
+    import time
+
+    from ..config import LambdaService
+    from ..dists import Constant
+
+    t0 = time.perf_counter()
+    cfg = LambdaConfig("warm-up", LambdaService(Constant(5.0), Constant(50.0)), keep_alive_s=1.0)
+    for reuse in POLICY:
+        from dataclasses import replace
+
+        run_lambda(replace(cfg, reuse=reuse), [np.array([0.0, 0.001, 2.0])], seed=0, warmup_s=0.0, horizon_s=None,
+                   collector=Collector(0.0, 60.0, None))
+    return time.perf_counter() - t0

@@ -1,0 +1,149 @@
+"""The fast engine's Lambda model gives the SimPy engine's results exactly, on identical inputs.
+
+"Exactly": every per-request record (status, cold start, provisioned, work, init, latency,
+completion time) is bit-identical, and so are the end of the run, the instance tallies (areas,
+maxima, per-minute series), the bills and every Result key. Both engines are run through
+`sim.run.simulate_one` on the same arrival source, seed and chunk size.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from simhelp import PRICING, lam
+
+from sim.errors import ServesimError
+from sim.run import simulate_one
+from traces.files import TimestampList
+from traces.poisson import Poisson
+
+LOGN = {"dist": "lognorm", "s": 0.6, "scale": 120.0}
+INIT = {"dist": "lognorm", "s": 0.3, "scale": 400.0}
+
+
+def both(cfg, arrivals, *, seed=1, warmup_s=0.0, chunk_size=65536):
+    """(simpy, fast): (result, records) of each engine."""
+    out = []
+    for engine in ("simpy", "fast"):
+        parts: list[pd.DataFrame] = []
+        res = simulate_one(cfg, arrivals, pricing=PRICING, seed=seed, warmup_s=warmup_s, engine=engine,
+                           chunk_size=chunk_size, record_sink=parts.append)
+        out.append((res, pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()))
+    return out
+
+
+def assert_identical(pair) -> None:
+    (a, ra), (b, rb) = pair
+    pd.testing.assert_frame_equal(ra, rb, check_exact=True)
+    assert a.end_s == b.end_s
+    sa, sb = dict(a.summary), dict(b.summary)
+    assert (sa.pop("engine"), sb.pop("engine")) == ("simpy", "fast")
+    assert sa == sb or _nan_equal(sa, sb), (sa, sb)
+    pd.testing.assert_frame_equal(a.series, b.series, check_exact=True)
+    assert a.histogram.to_dict() == b.histogram.to_dict()
+
+
+def _nan_equal(x, y) -> bool:
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_nan_equal(x[k], y[k]) for k in x)
+    if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+        return True
+    return x == y
+
+
+@pytest.mark.parametrize("reuse", ["mru", "newest", "random"])
+@pytest.mark.parametrize("case", ["plain", "keep-dist+pc+timeouts", "throttled", "warm-up"])
+@pytest.mark.parametrize("chunk_size", [7, 65536])
+def test_identical_to_simpy(reuse, case, chunk_size):
+    kw = dict(reuse=reuse, keep_alive_s=4.0)
+    warmup_s = 0.0
+    if case == "keep-dist+pc+timeouts":
+        kw.update(keep_alive_s={"dist": "expon", "mean": 3.0}, provisioned_concurrency=2, timeout_s=0.25)
+    elif case == "throttled":
+        kw.update(concurrency_limit=6, scale_burst=3, scale_refill_per_s=1.5)
+    elif case == "warm-up":
+        warmup_s = 45.0
+    cfg = lam(warm=LOGN, cold=INIT, **kw)
+    assert_identical(both(cfg, Poisson(40.0, 120.0), seed=7, warmup_s=warmup_s, chunk_size=chunk_size))
+
+
+@pytest.mark.parametrize("reuse", ["mru", "newest", "random"])
+def test_ties_resolve_as_in_simpy(reuse):
+    """Constant times on a grid: completions, expiries and arrivals at the same instants."""
+    times = np.repeat(np.arange(0.0, 30.0, 0.5), 3)  # three requests at each instant
+    cfg = lam(warm={"dist": "constant", "value": 500.0}, cold={"dist": "constant", "value": 500.0},
+              keep_alive_s=1.0, reuse=reuse, concurrency_limit=5, scale_burst=4, scale_refill_per_s=2.0)
+    pair = both(cfg, TimestampList(times.tolist(), duration_s=40.0), chunk_size=5)
+    assert_identical(pair)
+    records = pair[1][1]
+    assert records.cold.sum() > 3 and (records.status == "throttled").sum() > 0
+
+
+def test_end_of_run_with_keep_alive_zero_and_a_horizon():
+    cfg = lam(warm={"dist": "constant", "value": 250.0}, keep_alive_s=0.0)
+    assert_identical(both(cfg, TimestampList([0.0, 0.25, 0.5, 0.75, 3.0], duration_s=3.25)))
+    assert_identical(both(cfg, TimestampList([0.0, 0.25, 0.5, 0.75, 3.0])))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(reuse=st.sampled_from(["mru", "newest", "random"]),
+       rate=st.floats(0.5, 60.0), keep=st.one_of(st.floats(0.0, 5.0), st.just("dist")),
+       limit=st.integers(1, 12), burst=st.integers(1, 12), refill=st.floats(0.1, 20.0),
+       pc=st.integers(0, 3), timeout_s=st.sampled_from([900.0, 0.3, 0.05]),
+       warm=st.sampled_from([LOGN, {"dist": "expon", "mean": 80.0}, {"dist": "constant", "value": 100.0}]),
+       chunk=st.sampled_from([1, 3, 50, 65536]), warmup=st.sampled_from([0.0, 5.0]), seed=st.integers(0, 10**6))
+def test_property_identical_to_simpy(reuse, rate, keep, limit, burst, refill, pc, timeout_s, warm, chunk, warmup,
+                                     seed):
+    keep_alive = {"dist": "expon", "mean": 2.0} if keep == "dist" else keep
+    cfg = lam(warm=warm, cold=INIT, reuse=reuse, keep_alive_s=keep_alive, concurrency_limit=limit,
+              scale_burst=burst, scale_refill_per_s=refill, provisioned_concurrency=pc, timeout_s=timeout_s)
+    assert_identical(both(cfg, Poisson(rate, 20.0), seed=seed, warmup_s=warmup, chunk_size=chunk))
+
+
+def test_fast_is_refused_where_it_does_not_model_the_platform(monkeypatch):
+    import sim.engine_fast as engine_fast
+    from sim.run import resolve_engine
+
+    cfg = lam()
+    assert resolve_engine("auto", cfg) == "fast" and resolve_engine("fast", cfg) == "fast"
+    monkeypatch.setattr(engine_fast, "unsupported", lambda c: "a feature the fast engine lacks")
+    assert resolve_engine("auto", cfg) == "simpy"
+    with pytest.raises(ServesimError, match="engine fast does not support a feature the fast engine lacks.*engine: simpy"):
+        simulate_one(cfg, Poisson(1.0, 10.0), pricing=PRICING, engine="fast")
+
+
+def test_state_stays_flat_however_many_requests():
+    """Memory follows live environments, never requests: 1 M requests at ~10 in flight."""
+    from sim.engine_fast.lambda_ import run_lambda
+    from sim.metrics import Collector
+    from sim.streams import ARRIVALS, child_seed
+
+    cfg = lam(warm={"dist": "expon", "mean": 50.0}, keep_alive_s=2.0)
+    src = Poisson(200.0, 5000.0)
+    captured = {}
+    import sim.engine_fast.lambda_ as fl
+
+    original = fl.FastLambda.finish
+
+    def finish(self, end_s):
+        captured["slots"], captured["heap"] = self.EI.shape[0], self.heap[0].size
+        return original(self, end_s)
+
+    fl.FastLambda.finish = finish
+    try:
+        run_lambda(cfg, src.chunks(child_seed(1, ARRIVALS), 65536), seed=1, warmup_s=0.0, horizon_s=src.duration_s,
+                   collector=Collector(0.0, 60.0, None))
+    finally:
+        fl.FastLambda.finish = original
+    assert captured["slots"] <= 128 and captured["heap"] <= 1024
+
+
+def test_warm_up_reports_the_compile_time():
+    from sim.engine_fast import warm_up
+
+    seconds = warm_up()
+    assert seconds > 0 and warm_up() < 30.0  # the second call finds everything compiled
