@@ -91,12 +91,14 @@ def test_mg1_mean_wait_matches_pollaczek_khinchine(service, es2_factor):
     {"dist": "lognorm", "s": 1.0, "scale": 200.0 / math.exp(0.5)},  # same mean, much heavier tail
 ])
 @pytest.mark.parametrize("c,a", [(10, 8.0), (20, 20.0)])
-def test_lambda_concurrency_limit_throttles_as_erlang_b(warm, c, a):
+@pytest.mark.parametrize("engine", ["simpy", "fast"])
+def test_lambda_concurrency_limit_throttles_as_erlang_b(warm, c, a, engine):
     """Loss system M/G/c/c: blocking depends on the service law only through its mean (insensitivity)."""
     lam_rps = a / 0.2
     n = 600_000
     cfg = lam(warm=warm, concurrency_limit=c, keep_alive_s=1e9, scale_burst=10**9, scale_refill_per_s=1e9)
-    res = run(cfg, Poisson(lam_rps, n / lam_rps), seed=3, warmup_s=50.0)
+    res = run(cfg, Poisson(lam_rps, n / lam_rps), seed=3, warmup_s=50.0, engine=engine)
+    assert res.summary["engine"] == engine
     s = res.summary
     assert s["throttled"] / s["requests"] == pytest.approx(erlang_b(c, a), rel=0.03)
 

@@ -32,7 +32,7 @@ from numba import njit
 from ..config import LambdaConfig
 from ..metrics import Collector
 from ..platforms.lambda_ import LambdaModel
-from ..streams import RequestStreams
+from ..streams import COLD, KEEPALIVE, ROUTING, WARM, RequestDraws, generator
 from .common import (heap_grow, heap_pop, heap_push, new_heap, new_tally, tally_close, tally_full, tally_grow,
                      tally_set, tally_to_python)
 
@@ -475,7 +475,8 @@ class FastLambda:
         done = np.full(n, np.nan)
         prov = np.zeros(n, np.bool_)
         self._call(np.ascontiguousarray(t_arr, dtype=np.float64), work, init, keep,
-                   np.asarray(draws.routing, dtype=np.float64), (status, cold, latency, done, prov), 0)
+                   np.asarray(draws.routing, dtype=np.float64) if draws.routing is not None else _EMPTY,
+                   (status, cold, latency, done, prov), 0)
         return work, init, status, cold, latency, done, prov
 
     def drain(self, mode: int, until_t: float = 0.0) -> None:
@@ -503,13 +504,28 @@ _EMPTY_I8 = np.zeros(0, np.int8)
 _EMPTY_B = np.zeros(0, np.bool_)
 
 
+class _Streams:
+    """`RequestStreams` without the purposes this configuration never reads (each purpose is a
+    stream of its own, so leaving one out changes no other: the draws are the same)."""
+
+    def __init__(self, seed: int, *, keep: bool, routing: bool):
+        self._warm, self._cold = generator(seed, WARM), generator(seed, COLD)
+        self._keep = generator(seed, KEEPALIVE) if keep else None
+        self._route = generator(seed, ROUTING) if routing else None
+
+    def next(self, n: int) -> RequestDraws:
+        return RequestDraws(self._warm.random(n), self._cold.random(n),
+                            self._keep.random(n) if self._keep is not None else None,
+                            self._route.random(n) if self._route is not None else None)
+
+
 def run_lambda(cfg: LambdaConfig, chunks: Iterable[np.ndarray], *, seed: int, warmup_s: float,
                horizon_s: float | None, collector: Collector,
                progress: Callable[[int, float], None] | None = None) -> tuple[LambdaModel, float]:
     """`sim.engine_simpy.run` for a LambdaConfig, compiled: same contract, same results."""
     fast = FastLambda(cfg, warmup_s, collector.period_s)
     model = fast.model
-    streams = RequestStreams(seed)
+    streams = _Streams(seed, keep=model.keep_dist is not None, routing=fast.policy == RANDOM)
     last_t = 0.0
     for t_arr in chunks:
         n = t_arr.size
