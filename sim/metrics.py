@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from . import fastmetrics
 from .histogram import LogHistogram
 
 # Request status codes (the measurement table's names in STATUS_NAMES).
@@ -35,13 +36,24 @@ RECORD_COLUMNS = ("request", "arrival_s", "status", "cold", "work_ms", "init_ms"
                   "provisioned", "in_window")
 SERIES_COLUMNS = ("minute", "start_s", "arrivals", "completions", "rejections", "timeouts",
                   "cold_starts", "instances", "busy", "p99_ms")
+_COUNT_NAMES = SERIES_COLUMNS[2:7]  # the per-minute counts, in `fastmetrics.tally_chunk`'s row order
+_CODES = (OK, THROTTLED, REJECTED, TIMEOUT)  # in the order the kernels unpack them
+_PROBLEMS = {fastmetrics.UNSORTED: "arrival times must be non-decreasing within and across chunks",
+             fastmetrics.BAD_ARRIVAL: "an arrival time is infinite or too far beyond the warm-up",
+             fastmetrics.BAD_DONE: "an ok request completes before the warm-up ends, or at an infinite or NaN time"}
 
 
 class Collector:
-    """Aggregates finalised chunks of request outcomes for one platform run."""
+    """Aggregates finalised chunks of request outcomes for one platform run.
+
+    The per-request work is done by the compiled kernels of `sim.fastmetrics`; chunks must come
+    in arrival order (arrival times non-decreasing within and across chunks).
+    """
 
     def __init__(self, warmup_s: float, period_s: float = 60.0,
                  record_sink: Callable[[pd.DataFrame], None] | None = None):
+        if not (math.isfinite(period_s) and period_s > 0):
+            raise ValueError(f"period_s must be finite and > 0, got {period_s!r}")
         self.warmup_s = warmup_s
         self.period_s = period_s
         self.hist = LogHistogram()
@@ -53,27 +65,29 @@ class Collector:
         self.cold_starts = 0
         self.sojourn_s = 0.0  # sum over served requests (ok and timeout) of time in system
         self.served = 0
-        self._counts: dict[str, np.ndarray] = {k: np.zeros(0, np.int64) for k in
-                                               ("arrivals", "completions", "rejections", "timeouts", "cold_starts")}
-        self._p99: list[float] = []
+        # Per minute (columns, grown on demand): counts (rows in _COUNT_NAMES order), p99 of the
+        # ok latencies (nan: none yet), and the least t - warmup_s of each minute (see fastmetrics).
+        self._counts = np.zeros((len(_COUNT_NAMES), 0), np.int64)
+        self._p99 = np.zeros(0)
+        self._edges = np.zeros(0)
+        # Latencies of the ok requests of the last arrival minute seen, waiting for the next chunk.
+        self._carry = np.zeros(0)
+        self._carry_n = 0
         self._carry_minute = -1
-        self._carry: np.ndarray = np.zeros(0)
+        self._last_t = -math.inf  # last arrival counted
+        self._lat_ok = np.zeros(0)  # per-chunk buffers
+        self._sojourn = np.zeros(0)
         self._record_sink = record_sink
         self._first_index = 0
 
-    def _bump(self, name: str, minutes: np.ndarray) -> None:
-        if minutes.size == 0:
-            return
-        c = np.bincount(minutes)
-        arr = self._counts[name]
-        if arr.size < c.size:
-            arr = np.concatenate([arr, np.zeros(c.size - arr.size, np.int64)])
-        arr[: c.size] += c
-        self._counts[name] = arr
-
     def add_chunk(self, t: np.ndarray, status: np.ndarray, cold: np.ndarray,
                   latency_ms: np.ndarray, done_s: np.ndarray, extra: dict | None = None) -> None:
-        """Take one finalised chunk (all its requests resolved), in arrival order."""
+        """Take one finalised chunk (all its requests resolved), in arrival order.
+
+        Raises `ValueError`, having counted nothing of the chunk, when an arrival precedes an
+        earlier one, an ok request has no valid latency (see `LogHistogram.add`) or completes
+        before the warm-up ends.
+        """
         first = self._first_index
         self._first_index += t.size
         if self._record_sink is not None:
@@ -85,64 +99,55 @@ class Collector:
                    "provisioned": extra.get("provisioned", np.zeros(t.size, dtype=bool)),
                    "in_window": t >= self.warmup_s}
             self._record_sink(pd.DataFrame(rec, columns=list(RECORD_COLUMNS)))
-        keep = t >= self.warmup_s
-        if not keep.all():
-            t, status, cold, latency_ms, done_s = t[keep], status[keep], cold[keep], latency_ms[keep], done_s[keep]
-        n = t.size
+        t = np.asarray(t, dtype=np.float64)
+        latency_ms = np.asarray(latency_ms, dtype=np.float64)
+        done_s = np.asarray(done_s, dtype=np.float64)
+        cold = np.asarray(cold, dtype=bool)
+        status = np.asarray(status)
+        if self._lat_ok.size < t.size:
+            self._lat_ok = np.empty(t.size)
+            self._sojourn = np.empty(t.size)
+        totals, problem, last_t, top_minute = fastmetrics.gather_chunk(
+            t, status, cold, latency_ms, done_s, self.warmup_s, self.period_s, _CODES, self._last_t,
+            self._lat_ok, self._sojourn)
+        if problem:
+            raise ValueError(_PROBLEMS[problem])
+        n, n_ok, n_throttled, n_rejected, n_timeout, n_cold, n_served = totals.tolist()
         if n == 0:
             return
-        ok = status == OK
-        served = ok | (status == TIMEOUT)
+        self.hist.add(self._lat_ok[:n_ok])  # validates the latencies before anything is counted
+        self._last_t = last_t
         self.requests += n
-        self.completed += int(ok.sum())
-        self.throttled += int((status == THROTTLED).sum())
-        self.rejected_queue += int((status == REJECTED).sum())
-        self.timeouts += int((status == TIMEOUT).sum())
-        self.cold_starts += int(cold.sum())
-        self.served += int(served.sum())
-        self.sojourn_s += float((done_s[served] - t[served]).sum())
-        lat_ok = latency_ms[ok]
-        self.hist.add(lat_ok)
+        self.completed += n_ok
+        self.throttled += n_throttled
+        self.rejected_queue += n_rejected
+        self.timeouts += n_timeout
+        self.cold_starts += n_cold
+        self.served += n_served
+        self.sojourn_s += float(self._sojourn[:n_served].sum())
+        self._reserve(top_minute + 2, self._carry_n + n_ok)
+        self._carry_n, self._carry_minute = fastmetrics.tally_chunk(
+            t, status, cold, done_s, self.warmup_s, self.period_s, _CODES, self._edges, self._counts,
+            self._p99, self._lat_ok, self._carry, self._carry_n, self._carry_minute)
 
-        minute = ((t - self.warmup_s) // self.period_s).astype(np.int64)
-        self._bump("arrivals", minute)
-        self._bump("rejections", minute[(status == THROTTLED) | (status == REJECTED)])
-        self._bump("timeouts", minute[status == TIMEOUT])
-        self._bump("cold_starts", minute[cold])
-        self._bump("completions", ((done_s[ok] - self.warmup_s) // self.period_s).astype(np.int64))
-        self._p99_by_minute(minute[ok], lat_ok)
-
-    def _p99_by_minute(self, minute: np.ndarray, lat: np.ndarray) -> None:
-        """Nearest-rank p99 of the latencies of each arrival minute; the last minute waits for the next chunk."""
-        if self._carry.size:
-            minute = np.concatenate([np.full(self._carry.size, self._carry_minute), minute])
-            lat = np.concatenate([self._carry, lat])
-        if minute.size == 0:
-            return
-        last = minute[-1]
-        done = minute < last
-        self._store_p99(minute[done], lat[done])
-        self._carry_minute = int(last)
-        self._carry = lat[~done]
-
-    def _store_p99(self, minute: np.ndarray, lat: np.ndarray) -> None:
-        if minute.size == 0:
-            return
-        order = np.lexsort((lat, minute))
-        m, v = minute[order], lat[order]
-        starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
-        sizes = np.diff(np.r_[starts, m.size])
-        ranks = starts + np.ceil(0.99 * sizes).astype(np.int64) - 1
-        need = int(m[-1]) + 1
-        if len(self._p99) < need:
-            self._p99.extend([math.nan] * (need - len(self._p99)))
-        for k, val in zip(m[starts].tolist(), v[ranks].tolist()):
-            self._p99[k] = val
+    def _reserve(self, minutes: int, carry: int) -> None:
+        """Room for `minutes` minutes and `carry` carried latencies (capacities double)."""
+        have = self._edges.size
+        if have < minutes:
+            size = max(minutes, 2 * have)
+            self._counts = np.concatenate([self._counts, np.zeros((len(_COUNT_NAMES), size - have), np.int64)], 1)
+            self._p99 = np.concatenate([self._p99, np.full(size - have, math.nan)])
+            self._edges = np.concatenate([self._edges, np.empty(size - have)])
+            fastmetrics.fill_minute_edges(self._edges, have, self.period_s)
+        if self._carry.size < carry:
+            grown = np.empty(max(carry, 2 * self._carry.size))
+            grown[:self._carry_n] = self._carry[:self._carry_n]
+            self._carry = grown
 
     def close(self) -> None:
-        if self._carry.size:
-            self._store_p99(np.full(self._carry.size, self._carry_minute), self._carry)
-            self._carry = np.zeros(0)
+        if self._carry_n:
+            self._p99[self._carry_minute] = fastmetrics.minute_p99(self._carry[:self._carry_n], self._carry[:0])
+            self._carry_n = 0
 
     @property
     def wants_records(self) -> bool:
@@ -171,12 +176,12 @@ class Collector:
             return out
 
         p99 = np.full(n_periods, np.nan)
-        k = min(n_periods, len(self._p99))
+        k = min(n_periods, self._p99.size)
         p99[:k] = self._p99[:k]
         data = {"minute": np.arange(n_periods),
                 "start_s": self.warmup_s + self.period_s * np.arange(n_periods)}
-        for name in ("arrivals", "completions", "rejections", "timeouts", "cold_starts"):
-            data[name] = fit(self._counts[name])
+        for name, counts in zip(_COUNT_NAMES, self._counts):
+            data[name] = fit(counts)
         data["instances"] = instances
         data["busy"] = busy
         data["p99_ms"] = p99
