@@ -33,8 +33,7 @@ from ..config import LambdaConfig
 from ..metrics import Collector
 from ..platforms.lambda_ import LambdaModel
 from ..streams import COLD, KEEPALIVE, ROUTING, WARM, RequestDraws, generator
-from .common import (heap_grow, heap_pop, heap_push, new_heap, new_tally, tally_close, tally_full, tally_grow,
-                     tally_set, tally_to_python)
+from .common import heap_pop, heap_push, new_heap, new_tally, tally_close, tally_set, tally_to_python
 
 MRU, NEWEST, RANDOM = 0, 1, 2
 POLICY = {"mru": MRU, "newest": NEWEST, "random": RANDOM}
@@ -195,7 +194,7 @@ def _grow_slots(EI, EF, items, free, ist):
 
 @njit(cache=True, inline="always")
 def _new_env(EI, EF, free, ist, provisioned):
-    """A new environment in a free slot (there must be one: `_grow_slots` first); its slot."""
+    """A new environment in a free slot (there is one: `FastLambda._reserve`); its slot."""
     ist[I_FREE_N] -= 1
     s = free[ist[I_FREE_N]]
     EI[s, F_ID] = ist[I_NEXT_ID]
@@ -225,7 +224,9 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
            mode, until_t):
     """Run the chunk's arrivals (mode 0), or drain (mode 1: until no request is in flight;
     mode 2: every event before (until_t, next id), then advance to until_t; mode 3: every event
-    at the current time scheduled before the next id). Returns the arrays that may have grown."""
+    at the current time scheduled before the next id). The caller has made every array large
+    enough for the call (`FastLambda._reserve`): the kernel never reassigns an array, which
+    would cost atomic reference counting on every iteration."""
     n_req = t_arr.size if mode == 0 else 0
     j = 0
     while True:
@@ -285,15 +286,11 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
             now = ev_t
             if kind == COMPLETE:
                 ist[I_BUSY] -= 1
-                if tally_full(bt_s, bt_b, now):
-                    bt_b = tally_grow(bt_s, bt_b, now)
                 tally_set(bt_s, bt_b, now, ist[I_BUSY])
                 if EI[s, F_PROV] == 1:
                     _pool_add(policy, 1, s, EI, items, ist)
                 elif b == 1:  # timed out: the environment is discarded
                     ist[I_ALIVE] -= 1
-                    if tally_full(at_s, at_b, now):
-                        at_b = tally_grow(at_s, at_b, now)
                     tally_set(at_s, at_b, now, ist[I_ALIVE])
                     _free_slot(EI, free, ist, s)
                 else:
@@ -306,8 +303,6 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
                         EI[s, F_TIMER_SET] = 1
                         EF[s, G_TIMER] = expires
                         ist[I_EID] += 1
-                        if ist[I_XHEAP_N] == xt.size:
-                            xt, xe, xc = heap_grow(xt, xe, xc)
                         heap_push(xt, xe, xc, ist[I_XHEAP_N], now + (expires - now), ist[I_EID],
                                   (EI[s, F_GEN] << 32) | s)
                         ist[I_XHEAP_N] += 1
@@ -327,8 +322,6 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
                     EI[s, F_TIMER_SET] = 1
                     EF[s, G_TIMER] = expires
                     ist[I_EID] += 1
-                    if ist[I_XHEAP_N] == xt.size:
-                        xt, xe, xc = heap_grow(xt, xe, xc)
                     heap_push(xt, xe, xc, ist[I_XHEAP_N], now + (expires - now), ist[I_EID],
                               (EI[s, F_GEN] << 32) | s)
                     ist[I_XHEAP_N] += 1
@@ -336,8 +329,6 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
                 EI[s, F_IDLE] = 0
                 _pool_remove(policy, 0, s, EI, items, ist)
                 ist[I_ALIVE] -= 1
-                if tally_full(at_s, at_b, now):
-                    at_b = tally_grow(at_s, at_b, now)
                 tally_set(at_s, at_b, now, ist[I_ALIVE])
                 _free_slot(EI, free, ist, s)
         if mode == 1:
@@ -368,11 +359,7 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
                 j += 1
                 continue
             fs[S_TOKENS] -= 1.0
-            if ist[I_FREE_N] == 0:
-                EI, EF, items, free = _grow_slots(EI, EF, items, free, ist)
             s = _new_env(EI, EF, free, ist, False)
-            if tally_full(at_s, at_b, now):
-                at_b = tally_grow(at_s, at_b, now)
             tally_set(at_s, at_b, now, ist[I_ALIVE])
             init = init_ms[j]
             cold[j] = True
@@ -390,17 +377,13 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
         latency[j] = lat_ms
         done[j] = now + lat_s
         ist[I_BUSY] += 1
-        if tally_full(bt_s, bt_b, now):
-            bt_b = tally_grow(bt_s, bt_b, now)
         tally_set(bt_s, bt_b, now, ist[I_BUSY])
         EF[s, G_KEEP] = keep_const if use_const else keep_s[j]
         ist[I_EID] += 1
-        if ist[I_HEAP_N] == ht.size:
-            ht, he, hc = heap_grow(ht, he, hc)
         heap_push(ht, he, hc, ist[I_HEAP_N], now + lat_s, ist[I_EID], (s << 1) | (1 if timed_out else 0))
         ist[I_HEAP_N] += 1
         j += 1
-    return EI, EF, items, free, ht, he, hc, xt, xe, xc, at_b, bt_b
+    return j
 
 
 class _ChunkView:
@@ -450,16 +433,40 @@ class FastLambda:
             _pool_add(self.policy, 1, s, self.EI, self.items, self.ist)
         tally_set(self.at_s, self.at_b, 0.0, float(self.ist[I_ALIVE]))
 
+    def _reserve(self, n_req: int, until_s: float) -> None:
+        """Make every array large enough for a call with `n_req` arrivals and events up to
+        `until_s`: each arrival may add a completion, a new environment and (through its
+        completion) an expiry timer; the tallies' bins must reach `until_s`."""
+        ist = self.ist
+        busy, nc, nx = int(ist[I_BUSY]), int(ist[I_HEAP_N]), int(ist[I_XHEAP_N])
+        need_c, need_x = nc + n_req + 1, nx + busy + n_req + 1
+        if self.heap[0].size < need_c:
+            self.heap = tuple(_grown(a, need_c) for a in self.heap)
+        if self.timers[0].size < need_x:
+            self.timers = tuple(_grown(a, need_x) for a in self.timers)
+        while ist[I_FREE_N] < n_req + 1:
+            self.EI, self.EF, self.items, self.free = _grow_slots(self.EI, self.EF, self.items, self.free, ist)
+        for name in ("at", "bt"):
+            ts, bins = getattr(self, f"{name}_s"), getattr(self, f"{name}_b")
+            k = int((until_s - ts[0]) // ts[1]) + 2 if until_s > ts[0] and ts[1] == ts[1] else 0
+            if k > bins.size:
+                setattr(self, f"{name}_b", _grown(bins, k))
+
     def _call(self, t, work, init, keep, route, outs, mode, until_t=0.0):
         cfg = self.cfg
-        res = _chunk(t, work, init, keep, route, self.keep_const, self.model.keep_dist is None, self.policy,
+        if mode == 0:
+            until_s = float(t[-1]) if t.size else self.now
+        elif mode == 1:
+            nc = int(self.ist[I_HEAP_N])
+            until_s = float(self.heap[0][:nc].max()) if nc else self.now
+        else:
+            until_s = max(until_t, self.now)
+        self._reserve(t.size, until_s)
+        _chunk(t, work, init, keep, route, self.keep_const, self.model.keep_dist is None, self.policy,
                      cfg.concurrency_limit, cfg.provisioned_concurrency, float(cfg.scale_burst),
                      float(cfg.scale_refill_per_s), self.model.timeout_ms, *outs,
                      self.fs, self.ist, self.EI, self.EF, self.items, self.free, *self.heap, *self.timers,
                      self.at_s, self.at_b, self.bt_s, self.bt_b, mode, until_t)
-        self.EI, self.EF, self.items, self.free = res[:4]
-        self.heap, self.timers = res[4:7], res[7:10]
-        self.at_b, self.bt_b = res[10], res[11]
 
     def chunk(self, t_arr: np.ndarray, draws):
         """Run one chunk of arrivals; the per-request outcomes as arrays."""
@@ -497,6 +504,13 @@ class FastLambda:
         tally_to_python(self.at_s, self.at_b, self.model.alive_tally)
         tally_to_python(self.bt_s, self.bt_b, self.model.busy_tally)
         return self.model
+
+
+def _grown(a: np.ndarray, size: int) -> np.ndarray:
+    """`a` copied into a larger array (at least `size`, at least twice as large)."""
+    out = np.zeros(max(size, 2 * a.size), a.dtype)
+    out[:a.size] = a
+    return out
 
 
 _EMPTY = np.zeros(0)

@@ -99,6 +99,7 @@ class EC2Model(Platform):
             self._as_capacity.add(self.env.now, self.workers)
         if self.shared:
             while inst.busy < self.workers and self.shared_queue:
+                self.queued -= 1  # it leaves the queue (as in _complete)
                 self._start(inst, *self.shared_queue.popleft())
 
     def _booted(self, ev) -> None:
