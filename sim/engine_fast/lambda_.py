@@ -217,7 +217,7 @@ def _free_slot(EI, free, ist, s):
 
 # ---- the chunk ------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # no reference counting: the kernel never allocates (see _reserve)
 def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy, limit, pc, burst, refill,
            timeout_ms, status, cold, latency, done, prov,
            fs, ist, EI, EF, items, free, ht, he, hc, xt, xe, xc, at_s, at_b, bt_s, bt_b,
