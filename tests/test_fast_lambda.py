@@ -117,29 +117,31 @@ def test_fast_is_refused_where_it_does_not_model_the_platform(monkeypatch):
 
 
 def test_state_stays_flat_however_many_requests():
-    """Memory follows live environments, never requests: 1 M requests at ~10 in flight."""
-    from sim.engine_fast.lambda_ import run_lambda
+    """Memory follows the chunk size and the live environments, never the number of requests:
+    the compiled state after 1 M and after 2 M requests is the same size, and small."""
+    import sim.engine_fast.lambda_ as fl
     from sim.metrics import Collector
     from sim.streams import ARRIVALS, child_seed
 
     cfg = lam(warm={"dist": "expon", "mean": 50.0}, keep_alive_s=2.0)
-    src = Poisson(200.0, 5000.0)
-    captured = {}
-    import sim.engine_fast.lambda_ as fl
-
+    sizes = []
     original = fl.FastLambda.finish
 
     def finish(self, end_s):
-        captured["slots"], captured["heap"] = self.EI.shape[0], self.heap[0].size
+        sizes.append((self.EI.shape[0], self.heap[0].size, self.timers[0].size))
         return original(self, end_s)
 
     fl.FastLambda.finish = finish
     try:
-        run_lambda(cfg, src.chunks(child_seed(1, ARRIVALS), 65536), seed=1, warmup_s=0.0, horizon_s=src.duration_s,
-                   collector=Collector(0.0, 60.0, None))
+        for duration_s in (5000.0, 10000.0):
+            src = Poisson(200.0, duration_s)
+            fl.run_lambda(cfg, src.chunks(child_seed(1, ARRIVALS), 65536), seed=1, warmup_s=0.0,
+                          horizon_s=src.duration_s, collector=Collector(0.0, 60.0, None))
     finally:
         fl.FastLambda.finish = original
-    assert captured["slots"] <= 128 and captured["heap"] <= 1024
+    assert sizes[0] == sizes[1], sizes
+    slots, completions, timers = sizes[0]
+    assert slots <= 2048 and completions <= 2048 and timers <= 4 * 65536
 
 
 def test_warm_up_reports_the_compile_time():

@@ -437,14 +437,18 @@ class FastLambda:
         """Make every array large enough for a call with `n_req` arrivals and events up to
         `until_s`: each arrival may add a completion, a new environment and (through its
         completion) an expiry timer; the tallies' bins must reach `until_s`."""
-        ist = self.ist
+        ist, cfg = self.ist, self.cfg
         busy, nc, nx = int(ist[I_BUSY]), int(ist[I_HEAP_N]), int(ist[I_XHEAP_N])
-        need_c, need_x = nc + n_req + 1, nx + busy + n_req + 1
+        # In flight (pending completions) and on-demand environments alive never exceed the
+        # concurrency limit (an environment is created only when none is idle), plus the
+        # provisioned ones; expiry timers at most one per completion on top of those pending.
+        bound = cfg.concurrency_limit + cfg.provisioned_concurrency
+        need_c, need_x = min(nc + n_req, bound) + 1, nx + min(busy + n_req, 2 * n_req + bound) + 1
         if self.heap[0].size < need_c:
             self.heap = tuple(_grown(a, need_c) for a in self.heap)
         if self.timers[0].size < need_x:
             self.timers = tuple(_grown(a, need_x) for a in self.timers)
-        while ist[I_FREE_N] < n_req + 1:
+        while ist[I_FREE_N] < min(n_req, max(0, bound - int(ist[I_ALIVE]))) + 1:
             self.EI, self.EF, self.items, self.free = _grow_slots(self.EI, self.EF, self.items, self.free, ist)
         for name in ("at", "bt"):
             ts, bins = getattr(self, f"{name}_s"), getattr(self, f"{name}_b")
