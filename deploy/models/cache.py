@@ -13,12 +13,9 @@ import os
 from pathlib import Path
 
 from sim.atomic import atomic_path
+from sim.cachedir import cache_dir
 
-
-def cache_dir() -> Path:
-    """``$SERVESIM_CACHE``, or ``~/.cache/servesim``."""
-    env = os.environ.get("SERVESIM_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "servesim"
+__all__ = ["cache_dir", "models_dir", "wheels_dir", "sha256_file"]
 
 
 def models_dir() -> Path:

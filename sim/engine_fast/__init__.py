@@ -4,14 +4,39 @@ It gives the SimPy engine's results (per-request outcomes, tallies, bills) on th
 many times faster, from the same arrival chunks and the same per-request draws, streaming into
 the same `Collector`. `unsupported(cfg)` names what it does not model (the caller refuses with
 a pointer to ``engine: simpy``); `run` has the contract of `sim.engine_simpy.run`.
-Compilation is cached on disk by numba (``cache=True``): the first run in a fresh environment
-pays it once; `warm_up()` does that up front and returns the seconds it took.
+Compilation is cached on disk by numba (``cache=True``) in a folder per version of these sources
+(`_kernel_cache_dir`): the first run pays it once; `warm_up()` does that up front and returns
+the seconds it took.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import Callable, Iterable
 
+import numba
 import numpy as np
+
+
+def _kernel_cache_dir() -> Path:
+    """Where numba caches the compiled kernels: a folder named after the engine's own sources.
+
+    numba's cache checks only the file that defines a kernel, not the helpers of `common` it
+    inlines, so an edited helper could leave a stale kernel in use. A folder per version of
+    the sources cannot. Under ``$NUMBA_CACHE_DIR`` if set, else servesim's cache folder."""
+    h = hashlib.sha256(numba.__version__.encode())
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    base = os.environ.get("NUMBA_CACHE_DIR")
+    if not base:
+        from ..cachedir import cache_dir
+
+        base = cache_dir() / "numba"
+    return Path(base) / f"engine-{h.hexdigest()[:16]}"
+
+
+numba.config.CACHE_DIR = str(_kernel_cache_dir())  # before the kernels' modules are imported
 
 from ..config import EC2Config, LambdaConfig, PlatformConfig
 from ..metrics import Collector
