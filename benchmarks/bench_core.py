@@ -28,6 +28,17 @@ COLD = {"dist": "lognorm", "s": 0.3, "scale": 1000}
 SERVICE = {"dist": "lognorm", "s": 0.25, "scale": 7}
 
 
+def pin_one_core() -> bool:
+    """Pin this process (and the children it starts later) to one core, where the OS allows it."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+            return True
+        except OSError:
+            pass
+    return False
+
+
 def cases():
     lam = LambdaConfig(name="lambda-2g", memory_mb=2048,
                        service=LambdaService(parse_dist(WARM), parse_dist(COLD)))
@@ -43,13 +54,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = ap.parse_args()
-    pinned = False
-    if hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-            pinned = True
-        except OSError:
-            pass
+    pinned = pin_one_core()
     pricing = load_pricing()
     rows = []
     print(f"python {platform.python_version()}, pinned to one core: {pinned}, "

@@ -30,16 +30,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def pin_one_core() -> bool:
-    if hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-            return True
-        except OSError:
-            pass
-    return False
-
-
 def child_compile() -> None:
     from sim.engine_fast import warm_up
 
@@ -47,9 +37,9 @@ def child_compile() -> None:
 
 
 def child_month(kind: str, days: float, rate: float) -> None:
-    pin_one_core()
-    from bench_core import cases
+    from bench_core import cases, pin_one_core
 
+    pin_one_core()
     from sim.engine_fast import warm_up
     from sim.pricing import load_pricing
     from sim.run import simulate_one
@@ -131,6 +121,8 @@ def main() -> None:
     report["compile_s"] = {"empty_cache": first["seconds"], "cached": cached["seconds"]}
     print(f"fast engine compile: {first['seconds']:.1f} s with an empty numba cache, "
           f"{cached['seconds']:.2f} s from the cache")
+    from bench_core import pin_one_core
+
     pinned = pin_one_core()
     print(f"requests/s, pinned to one core: {pinned}, {args.requests:,} requests per run, median of {args.repeats}")
     report["speeds"] = speeds(args.requests, args.repeats)

@@ -66,7 +66,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -77,7 +76,9 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_core import pin_one_core  # noqa: E402
 from sim.atomic import write_text  # noqa: E402
 from sim.config import LambdaConfig, LambdaService  # noqa: E402
 from sim.dists import parse_dist  # noqa: E402
@@ -491,13 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     if console.width < 180:
         console = Console(width=180)
-    pinned = False
-    if hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-            pinned = True
-        except OSError:
-            pass
+    pinned = pin_one_core()
     for e in engines:
         if e not in ENGINES:
             console.print(f"servesim engine {e!r} is not available in this version: it is skipped.", markup=False)

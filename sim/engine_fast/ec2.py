@@ -234,6 +234,17 @@ def _least_outstanding(u, n, inst, serving, ties):
     return ties[min(int(u * nt), nt - 1)]
 
 
+
+@njit(cache=True, _nrt=False, inline="always")
+def _record_action(I, X, act_t, act_i, now, kind, desired):
+    """A scaling action (kind 0 scale out, 1 scale in) to the desired fleet size, at `now`."""
+    k = I[S_NACT]
+    act_t[k] = now
+    act_i[0, k] = kind
+    act_i[1, k] = desired
+    I[S_NACT] = k + 1
+    X[F_LAST_ACTION] = now
+
 @njit(cache=True, _nrt=False)
 def _autoscale(I, X, RF, RI, inst, serving, free, launched, terminated, ht, HI, T, B,
                boots, act_t, act_i, scratch):
@@ -283,12 +294,7 @@ def _autoscale(I, X, RF, RI, inst, serving, free, launched, terminated, ht, HI, 
             boot_s = boots[I[S_BOOT_POS]]
             I[S_BOOT_POS] += 1
             _push(I, ht, HI, now + boot_s, K_BOOT, s)
-        k = I[S_NACT]
-        act_t[k] = now
-        act_i[0, k] = 0
-        act_i[1, k] = desired
-        I[S_NACT] = k + 1
-        X[F_LAST_ACTION] = now
+        _record_action(I, X, act_t, act_i, now, 0, desired)
         I[S_OUT] = 0
     elif I[S_IN] >= I[P_IN_PERIODS] and I[S_BOOTING] == 0 and desired < n:
         # Victims: sorted(serving, key=(busy + len(queue), -id))[: n - desired], loads read before
@@ -312,12 +318,7 @@ def _autoscale(I, X, RF, RI, inst, serving, free, launched, terminated, ht, HI, 
             scratch[3 * w + v] = scratch[b]
         for v in range(m):
             _drain(scratch[3 * w + v], I, X, inst, serving, free, terminated, T, B)
-        k = I[S_NACT]
-        act_t[k] = now
-        act_i[0, k] = 1
-        act_i[1, k] = desired
-        I[S_NACT] = k + 1
-        X[F_LAST_ACTION] = now
+        _record_action(I, X, act_t, act_i, now, 1, desired)
         I[S_IN] = 0
 
 

@@ -66,13 +66,19 @@ _check_codes()
 # ---- pools ----------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
+def _swap_items(items, p, EI, i, j):
+    """Swap places i and j of pool p's heap, keeping each slot's position (F_POS) right."""
+    a, b = items[p, i], items[p, j]
+    items[p, i], items[p, j] = b, a
+    EI[b, F_POS], EI[a, F_POS] = i, j
+
+
+@njit(cache=True, inline="always")
 def _sift_up(items, p, EI, i):
     while i > 0:
         q = (i - 1) >> 1
         if EI[items[p, i], F_ID] > EI[items[p, q], F_ID]:
-            a, b = items[p, i], items[p, q]
-            items[p, i], items[p, q] = b, a
-            EI[b, F_POS], EI[a, F_POS] = i, q
+            _swap_items(items, p, EI, i, q)
             i = q
         else:
             break
@@ -88,9 +94,7 @@ def _sift_down(items, p, EI, i, n):
         if left + 1 < n and EI[items[p, left + 1], F_ID] > EI[items[p, left], F_ID]:
             c = left + 1
         if EI[items[p, c], F_ID] > EI[items[p, i], F_ID]:
-            a, b = items[p, i], items[p, c]
-            items[p, i], items[p, c] = b, a
-            EI[b, F_POS], EI[a, F_POS] = i, c
+            _swap_items(items, p, EI, i, c)
             i = c
         else:
             break
