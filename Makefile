@@ -29,6 +29,7 @@ test-fast: $(STAMP) rie
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_engines.py --skip-month
 
 clean:
 	rm -rf $(VENV) build *.egg-info
