@@ -343,3 +343,29 @@ def test_allow_cidr_defaults_to_the_callers_address(monkeypatch):
     monkeypatch.setattr(ec2_deploy, "CHECKIP_URL", f"http://127.0.0.1:{free_port()}/")
     with pytest.raises(ServesimError, match="pass --allow-cidr"):
         ec2_deploy.caller_cidr(timeout_s=1.0)
+
+
+def test_security_group_deletion_waits_out_dependency_violation(monkeypatch):
+    """AWS refuses to delete a security group for a while after its instances terminate
+    (DependencyViolation): teardown waits and retries that one error, and no other."""
+    from botocore.exceptions import ClientError
+
+    from deploy.aws import teardown as td
+
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ClientError({"Error": {"Code": "DependencyViolation", "Message": "in use"}}, "DeleteSecurityGroup")
+
+    said = []
+    td._when_detached(flaky, said.append)
+    assert len(calls) == 3 and len(said) == 1
+
+    def denied():
+        raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "DeleteSecurityGroup")
+
+    with pytest.raises(ClientError):
+        td._when_detached(denied, said.append)

@@ -121,12 +121,33 @@ def teardown(ctx: AwsContext, *, run_id: str | None = None, all_servesim: bool =
     _delete_each(by_kind["lambda-function"], "Lambda function", lambda i: lam.delete_function(FunctionName=i), echo)
     _delete_each(by_kind["log-group"], "log group", lambda i: logs.delete_log_group(logGroupName=i), echo)
     _terminate(ctx, by_kind["ec2-instance"], echo)
-    _delete_each(by_kind["security-group"], "security group", lambda i: ec2.delete_security_group(GroupId=i), echo)
+    _delete_each(by_kind["security-group"], "security group",
+                 lambda i: _when_detached(lambda: ec2.delete_security_group(GroupId=i), echo), echo)
     _delete_each(by_kind["ecr-repository"], "ECR repository",
                  lambda i: ecr.delete_repository(repositoryName=i, force=True), echo)
     _delete_buckets(ctx, by_kind["s3-bucket"], echo)
     _delete_roles(ctx, by_kind["iam-role"], echo)
     return found
+
+
+def _when_detached(call, echo, wait_s: float = 180.0) -> None:
+    """`call()`, waiting out AWS's DependencyViolation while the network interfaces of just
+    terminated instances are released (it can take a minute after they show terminated)."""
+    import time
+
+    from deploy.aws.session import error_code
+
+    deadline, said = time.monotonic() + wait_s, False
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if error_code(exc) != "DependencyViolation" or time.monotonic() > deadline:
+                raise
+            if not said:
+                echo("waiting for the terminated instances' network interfaces to be released...")
+                said = True
+            time.sleep(5.0)
 
 
 def _gone_ok(call, *args, **kwargs) -> None:
