@@ -225,14 +225,20 @@ def _free_slot(EI, free, ist, s):
 def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy, limit, pc, burst, refill,
            timeout_ms, status, cold, latency, done, prov,
            fs, ist, EI, EF, items, free, ht, he, hc, xt, xe, xc, at_s, at_b, bt_s, bt_b,
-           mode, until_t):
+           mode, until_t, j_start, init_from, resume):
     """Run the chunk's arrivals (mode 0), or drain (mode 1: until no request is in flight;
     mode 2: every event before (until_t, next id), then advance to until_t; mode 3: every event
     at the current time scheduled before the next id). The caller has made every array large
     enough for the call (`FastLambda._reserve`): the kernel never reassigns an array, which
-    would cost atomic reference counting on every iteration."""
+    would cost atomic reference counting on every iteration.
+
+    Mode 0 starts at request `j_start`; `init_ms` holds INIT durations from `init_from` on. A
+    cold start of an earlier request stops the call before anything of that request is done
+    but its events (the return value is its index, below the chunk's size): the caller fills
+    `init_ms` from there and calls again with ``j_start = init_from =`` that index and
+    `resume`: the request resumes where it stopped (its arrival event is not scheduled twice)."""
     n_req = t_arr.size if mode == 0 else 0
-    j = 0
+    j = j_start
     while True:
         # Next request's arrival event (SimPy: the arrival process's timeout), or the drain target.
         if mode == 0:
@@ -240,7 +246,11 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
                 break
             t = t_arr[j]
             now = fs[S_NOW]
-            if t - now > 0:
+            if resume:  # its events already ran and `now` is its arrival time
+                resume = False
+                target_t = now
+                target_e = -1
+            elif t - now > 0:
                 target_t = now + (t - now)
                 ist[I_EID] += 1
                 target_e = ist[I_EID]
@@ -355,6 +365,8 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
             s = _pool_pick(policy, 0, u, EI, items, ist)
         init = 0.0
         if s < 0:
+            if j < init_from:
+                return j  # a cold start needs its INIT duration: computed by the caller
             tokens = fs[S_TOKENS] + (now - fs[S_TOKENS_AT]) * refill
             fs[S_TOKENS] = tokens if tokens < burst else float(burst)
             fs[S_TOKENS_AT] = now
@@ -460,7 +472,7 @@ class FastLambda:
             if k > bins.size:
                 setattr(self, f"{name}_b", _grown(bins, k))
 
-    def _call(self, t, work, init, keep, route, outs, mode, until_t=0.0):
+    def _call(self, t, work, init, keep, route, outs, mode, until_t=0.0, j_start=0, init_from=0, resume=False):
         cfg = self.cfg
         if mode == 0:
             until_s = float(t[-1]) if t.size else self.now
@@ -469,19 +481,22 @@ class FastLambda:
             until_s = float(self.heap[0][:nc].max()) if nc else self.now
         else:
             until_s = max(until_t, self.now)
-        self._reserve(t.size, until_s)
-        _chunk(t, work, init, keep, route, self.keep_const, self.model.keep_dist is None, self.policy,
-                     cfg.concurrency_limit, cfg.provisioned_concurrency, float(cfg.scale_burst),
-                     float(cfg.scale_refill_per_s), self.model.timeout_ms, *outs,
-                     self.fs, self.ist, self.EI, self.EF, self.items, self.free, *self.heap, *self.timers,
-                     self.at_s, self.at_b, self.bt_s, self.bt_b, mode, until_t)
+        if not resume:
+            self._reserve(t.size, until_s)
+        return _chunk(t, work, init, keep, route, self.keep_const, self.model.keep_dist is None, self.policy,
+                      cfg.concurrency_limit, cfg.provisioned_concurrency, float(cfg.scale_burst),
+                      float(cfg.scale_refill_per_s), self.model.timeout_ms, *outs,
+                      self.fs, self.ist, self.EI, self.EF, self.items, self.free, *self.heap, *self.timers,
+                      self.at_s, self.at_b, self.bt_s, self.bt_b, mode, until_t, j_start, init_from, resume)
 
     def chunk(self, t_arr: np.ndarray, draws):
         """Run one chunk of arrivals; the per-request outcomes as arrays."""
         cfg, n = self.cfg, t_arr.size
         svc = cfg.service
         work = np.asarray(svc.warm_ms.ppf(draws.warm), dtype=np.float64)
-        init = np.asarray(svc.cold_init_ms.ppf(draws.cold), dtype=np.float64)
+        # INIT durations only from the first cold start on: most chunks of a steady load have
+        # none. Values before that index are never read; they are NaN, not a draw.
+        init = np.full(n, np.nan)
         keep = (np.asarray(self.model.keep_dist.ppf(draws.keepalive), dtype=np.float64)
                 if self.model.keep_dist is not None else _EMPTY)
         status = np.zeros(n, np.int8)
@@ -489,9 +504,17 @@ class FastLambda:
         latency = np.full(n, np.nan)
         done = np.full(n, np.nan)
         prov = np.zeros(n, np.bool_)
-        self._call(np.ascontiguousarray(t_arr, dtype=np.float64), work, init, keep,
-                   np.asarray(draws.routing, dtype=np.float64) if draws.routing is not None else _EMPTY,
-                   (status, cold, latency, done, prov), 0)
+        t_arr = np.ascontiguousarray(t_arr, dtype=np.float64)
+        route = np.asarray(draws.routing, dtype=np.float64) if draws.routing is not None else _EMPTY
+        outs = (status, cold, latency, done, prov)
+        j, init_from = 0, n
+        while True:
+            j = self._call(t_arr, work, init, keep, route, outs, 0, j_start=j, init_from=init_from,
+                           resume=init_from < n)
+            if j >= n:
+                break
+            init[j:] = svc.cold_init_ms.ppf(draws.cold[j:])
+            init_from = j
         return work, init, status, cold, latency, done, prov
 
     def drain(self, mode: int, until_t: float = 0.0) -> None:
