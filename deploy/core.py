@@ -109,7 +109,7 @@ class Prediction:
     inference_ms: float
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -144,7 +144,7 @@ class InferenceCore:
         self.name = name or self.path.stem
         self.threads = int(threads)
         self.max_body_bytes = int(max_body_bytes)
-        self.sha256 = _file_sha256(self.path)
+        self.sha256 = file_sha256(self.path)
         t0 = time.perf_counter()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads

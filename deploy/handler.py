@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from deploy.core import InferenceCore, ModelFault, RequestError, _file_sha256, error_body, open_model
+from deploy.core import InferenceCore, ModelFault, RequestError, file_sha256, error_body, open_model
 
 JSON = "application/json"
 
@@ -90,7 +90,7 @@ def fetch_s3_model(url: str, sha256: str | None = None) -> Path:
     want = sha256.strip().lower() if sha256 else None
     tag = re.sub(r"[^A-Za-z0-9._-]", "_", want or _s3_name(url))[:100]
     target = Path(tempfile.gettempdir()) / f"servesim-model-{tag}.onnx"
-    if want and target.is_file() and _file_sha256(target) == want:
+    if want and target.is_file() and file_sha256(target) == want:
         return target
     import boto3  # in Lambda's Python runtimes; needed only for a model in S3
 
@@ -100,7 +100,7 @@ def fetch_s3_model(url: str, sha256: str | None = None) -> Path:
             boto3.client("s3").download_file(bucket, key, str(part))
         except Exception as exc:  # noqa: BLE001 - botocore's errors (no such key, access denied, no network)
             raise RuntimeError(f"cannot download the model {url}: {exc}") from exc
-        got = _file_sha256(part)
+        got = file_sha256(part)
         if want and got != want:
             raise ValueError(f"the model downloaded from {url} has sha256 {got}, "
                              f"but SERVESIM_MODEL_SHA256 is {want}")
