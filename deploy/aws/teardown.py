@@ -43,6 +43,18 @@ def _want(value: str | None, run_id: str | None) -> bool:
     return value is not None and (run_id is None or value == run_id)
 
 
+def _tagged(kind: str, items: Iterable[dict], name_key: str, tags_of: Callable[[dict], object],
+            run_id: str | None) -> list[Found]:
+    """The `items` named ``servesim-...`` whose tags (read only for those) carry the run id."""
+    out = []
+    for item in items:
+        if item[name_key].startswith(NAME_PREFIX) or item[name_key].startswith(f"/aws/lambda/{NAME_PREFIX}"):
+            value = _tag_value(tags_of(item))
+            if _want(value, run_id):
+                out.append(Found(kind, item[name_key], value))
+    return out
+
+
 def find(ctx: AwsContext, run_id: str | None = None) -> list[Found]:
     """Every servesim resource of `run_id` (None: of every run) in the context's region."""
     if run_id is not None:
@@ -50,19 +62,15 @@ def find(ctx: AwsContext, run_id: str | None = None) -> list[Found]:
     out: list[Found] = []
     with aws_errors("listing servesim's Lambda functions"):
         lam = ctx.client("lambda")
-        for page in lam.get_paginator("list_functions").paginate():
-            for fn in page["Functions"]:
-                if fn["FunctionName"].startswith(NAME_PREFIX):
-                    value = _tag_value(lam.list_tags(Resource=fn["FunctionArn"]).get("Tags"))
-                    if _want(value, run_id):
-                        out.append(Found("lambda-function", fn["FunctionName"], value))
+        functions = (f for page in lam.get_paginator("list_functions").paginate() for f in page["Functions"])
+        out += _tagged("lambda-function", functions, "FunctionName",
+                       lambda f: lam.list_tags(Resource=f["FunctionArn"]).get("Tags"), run_id)
     with aws_errors("listing servesim's log groups"):
         logs = ctx.client("logs")
-        for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=f"/aws/lambda/{NAME_PREFIX}"):
-            for group in page["logGroups"]:
-                value = _tag_value(logs.list_tags_log_group(logGroupName=group["logGroupName"]).get("tags"))
-                if _want(value, run_id):
-                    out.append(Found("log-group", group["logGroupName"], value))
+        groups = (g for page in logs.get_paginator("describe_log_groups").paginate(
+            logGroupNamePrefix=f"/aws/lambda/{NAME_PREFIX}") for g in page["logGroups"])
+        out += _tagged("log-group", groups, "logGroupName",
+                       lambda g: logs.list_tags_log_group(logGroupName=g["logGroupName"]).get("tags"), run_id)
     tag_filter = [{"Name": f"tag:{TAG_KEY}", "Values": [run_id]} if run_id else {"Name": "tag-key", "Values": [TAG_KEY]}]
     with aws_errors("listing servesim's EC2 instances and security groups"):
         ec2 = ctx.client("ec2")
@@ -77,12 +85,9 @@ def find(ctx: AwsContext, run_id: str | None = None) -> list[Found]:
                 out.append(Found("security-group", sg["GroupId"], _tag_value(sg.get("Tags"))))
     with aws_errors("listing servesim's ECR repositories"):
         ecr = ctx.client("ecr")
-        for page in ecr.get_paginator("describe_repositories").paginate():
-            for repo in page["repositories"]:
-                if repo["repositoryName"].startswith(NAME_PREFIX):
-                    value = _tag_value(ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"]).get("tags"))
-                    if _want(value, run_id):
-                        out.append(Found("ecr-repository", repo["repositoryName"], value))
+        repos = (r for page in ecr.get_paginator("describe_repositories").paginate() for r in page["repositories"])
+        out += _tagged("ecr-repository", repos, "repositoryName",
+                       lambda r: ecr.list_tags_for_resource(resourceArn=r["repositoryArn"]).get("tags"), run_id)
     with aws_errors("listing servesim's S3 buckets"):
         s3 = ctx.client("s3")
         for bucket in s3.list_buckets().get("Buckets", []):
