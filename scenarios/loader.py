@@ -79,7 +79,7 @@ class Scenario:
     warmup_s: float
     """Simulated time at the start excluded from every reported figure (s)."""
     engine: str
-    """'auto' or 'simpy'."""
+    """'auto', 'simpy' or 'fast' (see sim.run.resolve_engine)."""
     trace: ArrivalSource
     platforms: tuple[LambdaConfig | EC2Config, ...]
     pricing_path: Path | None
