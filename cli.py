@@ -673,6 +673,63 @@ def pricing_refresh(region, out, instance_types, endpoint_url, profile):
 
 
 @main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the table (sweep.parquet, sweep.csv; finished points kept, so a rerun resumes).")
+@click.option("--executor", type=click.Choice(["serial", "processes", "dask"]), default="processes",
+              show_default=True, help="Where the points run: here, a pool of all cores, or Dask distributed.")
+@click.option("--address", help="dask: the scheduler (tcp://host:8786); default: a LocalCluster started here.")
+@click.option("--workers", type=click.IntRange(1, 1024), help="processes/dask LocalCluster: workers (default: cores).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@pricing_option
+@user_errors
+def sweep(scenario, out_dir, executor, address, workers, progress, pricing_path):
+    """Run the what-if SWEEP of a scenario (its `sweep:` grid/zip) and report the answer.
+
+    Prints the cheapest configuration meeting the scenario's SLO, the Pareto frontier of cost
+    against p99, and the break-even load between the best Lambda and the best EC2 configuration
+    when the sweep varies the load (trace.rate_rps).
+
+    \b
+    Example:
+      servesim sweep scenarios/examples/sweep.yaml --out out/sweep --executor processes
+    """
+    from scenarios.analysis import break_even, cheapest_meeting, pareto_frontier
+    from scenarios.loader import load_scenario
+    from scenarios.sweep import parse_sweep
+    from scenarios.sweeprun import run_sweep
+
+    sc = load_scenario(scenario)
+    spec = parse_sweep(sc)
+    try:
+        table = run_sweep(sc, out_dir, executor=executor, address=address, workers=workers, pricing_path=pricing_path,
+                          progress=progress)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: finished points are in {out_dir}; run the same command to resume", err=True)
+        sys.exit(130)
+    ok = table[table["status"] == "ok"] if "status" in table else table
+    failed = table[table["status"] == "error"] if "status" in table else table.iloc[0:0]
+    click.echo(f"{len(spec.points)} points, {len(ok)} platform results, {failed['point'].nunique()} failed point(s); "
+               f"table: {Path(out_dir) / 'sweep.parquet'}")
+    for _, row in failed.iterrows():
+        click.echo(f"  point {row['point']} failed: {row['error']}")
+    if ok.empty:
+        return
+    cols = [c for c in ok.columns if c.startswith("param.")] + ["platform", "cost_usd.total", "latency_ms.p99"]
+    click.echo("Pareto frontier (cost against p99):")
+    click.echo(pareto_frontier(ok)[cols].to_string(index=False))
+    if spec.slo is not None:
+        best = cheapest_meeting(ok, spec.slo)
+        click.echo("cheapest meeting the SLO: " + ("none" if best is None else
+                   ", ".join(f"{c}={best[c]}" for c in cols)))
+    if "param.trace.rate_rps" in ok.columns:
+        be = break_even(ok, load="param.trace.rate_rps")
+        click.echo("break-even load: " + ("none in the swept range (one kind is cheaper everywhere)" if be is None else
+                   f"{be['load']:.4g} req/s (cheaper below: {be['below']}; p99 there: Lambda "
+                   f"{be['lambda_latency_p99']:.4g} ms, EC2 {be['ec2_latency_p99']:.4g} ms)"))
+
+
+@main.command()
 @click.argument("measurements", type=click.Path(exists=True, path_type=Path), nargs=-1, required=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The profile to write (JSON, schema servesim.profile/1).")

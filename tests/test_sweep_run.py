@@ -1,0 +1,119 @@
+"""Running sweeps: every executor gives the same table, failures are rows, interrupted sweeps resume.
+
+The Dask test starts a real LocalCluster (worker processes on 127.0.0.1) and stops it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from scenarios.loader import load_scenario
+from scenarios.sweeprun import read_points, run_sweep
+from sim.errors import ServesimError
+
+SCENARIO = """\
+name: tiny-sweep
+seed: 3
+warmup_s: 30s
+trace: {kind: poisson, rate_rps: 2, duration: 6m}
+platforms:
+  - name: lam
+    kind: lambda
+    memory_mb: 1024
+    service:
+      warm_ms: {dist: lognorm, s: 0.3, scale: 40}
+      cold_init_ms: {dist: constant, value: 400}
+  - name: vm
+    kind: ec2
+    instance_type: c6i.large
+    instances: 1
+    workers_per_instance: 2
+    service:
+      service_ms: {dist: lognorm, s: 0.3, scale: 40}
+sweep:
+  grid:
+    trace.rate_rps: [1, 4, 16]
+    lambda.memory_mb: [512, 1024]
+  slo: {p99_ms: 300}
+"""
+
+
+@pytest.fixture
+def scenario_file(tmp_path) -> Path:
+    p = tmp_path / "sweep.yaml"
+    p.write_text(SCENARIO)
+    return p
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["point", "platform"], kind="stable").reset_index(drop=True)
+
+
+def test_serial_processes_and_dask_give_identical_tables(scenario_file, tmp_path):
+    pytest.importorskip("distributed")
+    sc = load_scenario(scenario_file)
+    serial = run_sweep(sc, tmp_path / "serial", executor="serial", progress=False)
+    processes = run_sweep(sc, tmp_path / "processes", executor="processes", workers=2, progress=False)
+    dask = run_sweep(sc, tmp_path / "dask", executor="dask", workers=2, progress=False)
+    assert len(serial) == 6 * 2 and (serial["status"] == "ok").all()
+    assert sorted(serial["param.trace.rate_rps"].unique()) == [1, 4, 16]
+    for other in (processes, dask):
+        pd.testing.assert_frame_equal(_sorted(serial), _sorted(other), check_exact=True)
+    on_disk = pd.read_parquet(tmp_path / "serial" / "sweep.parquet")
+    pd.testing.assert_frame_equal(_sorted(on_disk), _sorted(serial), check_exact=True)
+
+
+def test_a_failing_point_is_reported_and_the_others_complete(scenario_file, tmp_path):
+    text = scenario_file.read_text().replace("lambda.memory_mb: [512, 1024]", "lambda.memory_mb: [512, 99999]")
+    scenario_file.write_text(text)
+    table = run_sweep(load_scenario(scenario_file), tmp_path / "out", executor="serial", progress=False)
+    failed = table[table["status"] == "error"]
+    assert sorted(failed["point"]) == [1, 3, 5]
+    assert failed["error"].str.contains("memory_mb").all() and failed["error"].str.contains("sweep point").all()
+    assert (table[table["status"] == "ok"].groupby("point").size() == 2).all()
+
+
+def test_an_interrupted_sweep_resumes_where_it_stopped(scenario_file, tmp_path):
+    sc = load_scenario(scenario_file)
+    out = tmp_path / "out"
+    seen = []
+
+    def stop_after_two(index):
+        seen.append(index)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sc, out, executor="serial", progress=False, on_point=stop_after_two)
+    assert sorted(read_points(out)["point"].unique()) == sorted(seen)
+    resumed = []
+    table = run_sweep(sc, out, executor="serial", progress=False, on_point=resumed.append)
+    assert sorted(resumed) == sorted(set(range(6)) - set(seen))  # finished points are not run again
+    straight = run_sweep(sc, tmp_path / "straight", executor="serial", progress=False)
+    pd.testing.assert_frame_equal(_sorted(table), _sorted(straight), check_exact=True)
+
+
+def test_a_folder_of_another_sweep_is_refused(scenario_file, tmp_path):
+    out = tmp_path / "out"
+    run_sweep(load_scenario(scenario_file), out, executor="serial", progress=False)
+    scenario_file.write_text(scenario_file.read_text().replace("seed: 3", "seed: 4"))
+    with pytest.raises(ServesimError, match="another sweep"):
+        run_sweep(load_scenario(scenario_file), out, executor="serial", progress=False)
+
+
+def test_cli_sweep_prints_the_answer(scenario_file, tmp_path):
+    import cli
+
+    result = CliRunner().invoke(cli.main, ["sweep", str(scenario_file), "--out", str(tmp_path / "o"),
+                                           "--executor", "serial", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "6 points, 12 platform results, 0 failed point(s)" in result.output
+    assert "Pareto frontier" in result.output and "cheapest meeting the SLO:" in result.output
+    assert "break-even load:" in result.output
+    assert (tmp_path / "o" / "sweep.csv").exists()
+    bad = CliRunner().invoke(cli.main, ["sweep", str(scenario_file), "--out", str(tmp_path / "o"), "--executor",
+                                        "threads"])
+    assert bad.exit_code == 2
