@@ -117,3 +117,16 @@ def test_cli_sweep_prints_the_answer(scenario_file, tmp_path):
     bad = CliRunner().invoke(cli.main, ["sweep", str(scenario_file), "--out", str(tmp_path / "o"), "--executor",
                                         "threads"])
     assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "scenarios" / "examples")
+                                        .glob("sweep-*.yaml")))
+def test_example_sweeps_load_and_every_point_builds(name):
+    from scenarios.sweep import parse_sweep, point_scenario
+
+    sc = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "examples" / name)
+    spec = parse_sweep(sc)
+    assert len(spec.points) >= 8 and spec.slo is not None
+    for point in spec.points:
+        built = point_scenario(sc, point)
+        assert [p.name for p in built.platforms] == [p.name for p in sc.platforms]
