@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench rie clean
+.PHONY: demo test test-fast bench rie chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ demo: $(STAMP)
 rie: $(STAMP)
 	$(PY) -m deploy.rie --if-missing
 
-test: $(STAMP) rie
+# Debian's chromium, for the test that opens a sweep's HTML report in a headless browser.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -q --no-install-recommends chromium) || \
+	  echo "could not install chromium (needs root and apt): the report's browser test will be skipped"
+
+test: $(STAMP) rie chromium
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP) rie

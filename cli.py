@@ -681,22 +681,26 @@ def pricing_refresh(region, out, instance_types, endpoint_url, profile):
 @click.option("--address", help="dask: the scheduler (tcp://host:8786); default: a LocalCluster started here.")
 @click.option("--workers", type=click.IntRange(1, 1024), help="processes/dask LocalCluster: workers (default: cores).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--report", is_flag=True,
+              help="Also write OUT/report.html: one self-contained page with the plots, summary, table and provenance.")
 @pricing_option
 @user_errors
-def sweep(scenario, out_dir, executor, address, workers, progress, pricing_path):
+def sweep(scenario, out_dir, executor, address, workers, progress, pricing_path, report):
     """Run the what-if SWEEP of a scenario (its `sweep:` grid/zip) and report the answer.
 
     Prints the cheapest configuration meeting the scenario's SLO, the Pareto frontier of cost
     against p99, and the break-even load between the best Lambda and the best EC2 configuration
-    when the sweep varies the load (trace.rate_rps).
+    when the sweep varies the load (trace.rate_rps). Plots go to OUT/plots/; --report also
+    writes OUT/report.html.
 
     \b
     Example:
-      servesim sweep scenarios/examples/sweep.yaml --out out/sweep --executor processes
+      servesim sweep scenarios/examples/sweep.yaml --out out/sweep --executor processes --report
     """
     from scenarios.analysis import break_even, cheapest_meeting, pareto_frontier
     from scenarios.loader import load_scenario
     from scenarios.sweep import parse_sweep
+    from scenarios.sweepreport import sweep_plots, write_report
     from scenarios.sweeprun import run_sweep
 
     sc = load_scenario(scenario)
@@ -713,6 +717,11 @@ def sweep(scenario, out_dir, executor, address, workers, progress, pricing_path)
                f"table: {Path(out_dir) / 'sweep.parquet'}")
     for _, row in failed.iterrows():
         click.echo(f"  point {row['point']} failed: {row['error']}")
+    plots = sweep_plots(out_dir, table, slo=spec.slo)
+    if plots:
+        click.echo(f"plots: {', '.join(p.name for p in plots)} in {Path(out_dir) / 'plots'}")
+    if report:
+        click.echo(f"report: {write_report(out_dir, sc, table=table, plots=plots, pricing_path=pricing_path)}")
     if ok.empty:
         return
     cols = [c for c in ok.columns if c.startswith("param.")] + ["platform", "cost_usd.total", "latency_ms.p99"]

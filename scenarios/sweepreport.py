@@ -1,0 +1,337 @@
+"""Plots and a self-contained HTML report of a finished sweep (`scenarios.sweeprun`).
+
+`sweep_plots(out_dir)` reads the sweep's table (``points/``) and the points' extras (latency
+histograms, per-minute series) and writes PNGs into ``out_dir/plots/``:
+
+- ``cost_vs_load.png``: total cost against the swept load per platform (thin), the best Lambda and
+  the best EC2 row per load (thick), the break-even load marked; only when the load was swept
+  over at least two values;
+- ``p99_vs_cost.png``: every ok row (colour by kind), the Pareto frontier as a step line, the SLO's
+  p99 bound when there is one;
+- ``latency_cdf.png``: the latency CDF of every frontier row, from its histogram;
+- ``instances.png``: instances (per-minute mean) over simulated time of one point, one line per
+  platform: by default the cheapest row meeting the SLO, else the cheapest frontier row.
+
+`write_report(out_dir, scenario)` writes ``out_dir/report.html``: the plots embedded as base64
+data URIs (no external resource), a summary, the full table, and where the scenario, profile and
+prices came from. Only ok rows are plotted; nothing here simulates. Every file is written
+atomically.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.atomic import write_text
+
+from .analysis import break_even, cheapest_meeting, pareto_frontier
+from .loader import Scenario
+from .report import _save
+from .sweeprun import point_extras_file, read_point_extras, read_points
+
+__all__ = ["sweep_plots", "write_report"]
+
+COST, P99 = "cost_usd.total", "latency_ms.p99"
+_KIND_COLOURS = {"lambda": "tab:orange", "ec2": "tab:blue"}
+_QS = np.concatenate([np.linspace(0, 0.99, 400), 1 - np.logspace(-2, -4, 100)])
+
+
+def sweep_plots(out_dir: str | Path, table: pd.DataFrame | None = None, *, load: str = "param.trace.rate_rps",
+                slo: Any = None, instances_point: int | None = None) -> list[Path]:
+    """Write the sweep's plots into ``out_dir/plots/`` (see the module docstring); their paths.
+
+    `table` defaults to the finished points in `out_dir`; `slo` (a `scenarios.sweep.SLO` or a
+    dict of bounds, see `cheapest_meeting`) draws the p99 bound and picks the instances point;
+    `instances_point` (a ``point`` index) overrides that choice. No ok row: no plot."""
+    out = Path(out_dir)
+    table = read_points(out) if table is None else table
+    ok = _ok_rows(table)
+    if ok.empty:
+        return []
+    _agg()
+    plots_dir = out / "plots"
+    frontier = pareto_frontier(ok)
+    extras = _Extras(out)
+    paths = []
+    if load in ok.columns and pd.to_numeric(ok[load], errors="coerce").nunique() >= 2:
+        paths.append(_cost_vs_load(ok, load, plots_dir / "cost_vs_load.png"))
+    paths.append(_p99_vs_cost(ok, frontier, slo, plots_dir / "p99_vs_cost.png"))
+    cdf = _latency_cdf(frontier, extras, plots_dir / "latency_cdf.png")
+    if cdf is not None:
+        paths.append(cdf)
+    point = instances_point if instances_point is not None else _default_point(ok, frontier, slo)
+    inst = _instances(ok, point, extras, plots_dir / "instances.png") if point is not None else None
+    if inst is not None:
+        paths.append(inst)
+    return paths
+
+
+def write_report(out_dir: str | Path, scenario: Scenario, *, table: pd.DataFrame | None = None,
+                 plots: list[Path] | None = None, pricing_path: str | Path | None = None) -> Path:
+    """Write ``out_dir/report.html`` (self-contained: plots as data URIs) and return its path.
+
+    `table` defaults to the finished points in `out_dir`; `plots` to `sweep_plots` of it (with the
+    scenario's SLO); `pricing_path` is the pricing file the sweep used when it was not the
+    scenario's (a ``--pricing`` option)."""
+    from .sweep import parse_sweep
+
+    out = Path(out_dir)
+    table = read_points(out) if table is None else table
+    spec = parse_sweep(scenario)
+    if plots is None:
+        plots = sweep_plots(out, table, slo=spec.slo)
+    title = f"servesim sweep: {scenario.name}"
+    images = "\n".join(
+        f'<figure><img alt="{html.escape(Path(p).stem)}" src="data:image/png;base64,'
+        f'{base64.b64encode(Path(p).read_bytes()).decode("ascii")}"><figcaption>{html.escape(Path(p).name)}'
+        "</figcaption></figure>" for p in plots)
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        "<h2>Summary</h2>", _summary(table, spec),
+        "<h2>Plots</h2>", images or "<p>no plot (no ok row)</p>",
+        "<h2>Table</h2>",
+        '<div class="wide">' + table.to_html(index=False, escape=True, na_rep="", border=0, classes="sweep")
+        + "</div>" if not table.empty else "<p>no finished point</p>",
+        "<h2>Provenance</h2>", _provenance(scenario, pricing_path),
+    ]
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+    return write_text(out / "report.html", page)
+
+
+# --- plots ------------------------------------------------------------------------------------
+
+def _agg():
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+def _cost_vs_load(ok: pd.DataFrame, load: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    rows = ok.assign(__x=_num(ok, load), __c=_num(ok, COST)).dropna(subset=["__x", "__c"])
+    others = [c for c in rows.columns if c.startswith("param.") and c != load]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for keys, g in rows.groupby(["platform", *others], dropna=False, sort=True):
+        g = g.sort_values("__x")
+        ax.plot(g["__x"], g["__c"], lw=0.7, alpha=0.45, marker=".", ms=3,
+                color=_KIND_COLOURS.get(g["kind"].iloc[0], "grey"))
+    for kind, label in (("lambda", "best Lambda"), ("ec2", "best EC2")):
+        best = rows[rows["kind"] == kind].groupby("__x")["__c"].min()
+        if not best.empty:
+            ax.plot(best.index, best.to_numpy(), lw=2.6, color=_KIND_COLOURS[kind], label=label)
+    if {"kind", P99} <= set(ok.columns):
+        be = break_even(ok, load=load)
+        if be is not None:
+            ax.axvline(be["load"], color="black", ls="--", lw=1)
+            ax.annotate(f" break-even {be['load']:.3g}", (be["load"], 0.95), xycoords=("data", "axes fraction"),
+                        fontsize=8, va="top")
+    _log_if_wide(ax, "x", rows["__x"])
+    _log_if_wide(ax, "y", rows["__c"])
+    ax.set_xlabel(load.removeprefix("param."))
+    ax.set_ylabel("total cost (USD over the simulated window)")
+    ax.set_title("Cost against load (thin: every platform configuration)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _p99_vs_cost(ok: pd.DataFrame, frontier: pd.DataFrame, slo: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for kind, g in ok.groupby("kind", sort=True) if "kind" in ok.columns else [("rows", ok)]:
+        ax.scatter(_num(g, COST), _num(g, P99), s=18, label=str(kind), color=_KIND_COLOURS.get(kind), alpha=0.8)
+    if not frontier.empty:
+        ax.plot(_num(frontier, COST), _num(frontier, P99), drawstyle="steps-post", color="black", lw=1.2,
+                label="Pareto frontier")
+    bound = _slo_p99(slo)
+    if bound is not None:
+        ax.axhline(bound, color="red", ls=":", lw=1, label=f"SLO p99 {bound:g} ms")
+    _log_if_wide(ax, "y", _num(ok, P99))
+    _log_if_wide(ax, "x", _num(ok, COST))
+    ax.set_xlabel("total cost (USD over the simulated window)")
+    ax.set_ylabel("p99 latency (ms)")
+    ax.set_title("p99 latency against cost")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _latency_cdf(frontier: pd.DataFrame, extras: "_Extras", path: Path) -> Path | None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    lines = 0
+    for _, row in frontier.iterrows():
+        hist = extras.get(row["point"], row["platform"], "histogram")
+        if hist is None or hist.count == 0:
+            continue
+        ax.plot(hist.quantiles(_QS), _QS, drawstyle="steps-post", lw=1, label=_label(row))
+        lines += 1
+    if not lines:
+        plt.close(fig)
+        return None
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (ms, log scale)")
+    ax.set_ylabel("fraction of completed requests")
+    ax.axhline(0.99, color="grey", lw=0.6, ls=":")
+    ax.set_title("Latency CDF of the Pareto frontier")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _instances(ok: pd.DataFrame, point: int, extras: "_Extras", path: Path) -> Path | None:
+    import matplotlib.pyplot as plt
+
+    rows = ok[ok["point"] == point]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    lines = 0
+    for _, row in rows.iterrows():
+        series = extras.get(point, row["platform"], "series")
+        if series is None or series.empty:
+            continue
+        ax.plot(series["start_s"] / 60.0, series["instances"], lw=1.2, label=f"{row['platform']} ({row['kind']})")
+        lines += 1
+    if not lines:
+        plt.close(fig)
+        return None
+    params = ", ".join(f"{c.removeprefix('param.')}={rows.iloc[0][c]}" for c in _params(rows)
+                       if pd.notna(rows.iloc[0][c]))
+    ax.set_xlabel("simulated time (min)")
+    ax.set_ylabel("instances / environments\n(mean per minute)")
+    ax.set_title(f"Instances over time: point {point}" + (f" ({params})" if params else ""), fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _default_point(ok: pd.DataFrame, frontier: pd.DataFrame, slo: Any) -> int | None:
+    """The point of the cheapest row meeting `slo`, else of the cheapest frontier row."""
+    if slo is not None:
+        best = cheapest_meeting(ok, slo)
+        if best is not None:
+            return int(best["point"])
+    return int(frontier.iloc[0]["point"]) if not frontier.empty else None
+
+
+class _Extras:
+    """The points' extras, read once each; None for a point or platform without them."""
+
+    def __init__(self, out: Path):
+        self.out, self._cache = out, {}
+
+    def get(self, point, platform: str, what: str):
+        point = int(point)
+        if point not in self._cache:
+            f = point_extras_file(self.out, point)
+            self._cache[point] = read_point_extras(self.out, point) if f.exists() else {}
+        return self._cache[point].get(platform, {}).get(what)
+
+
+# --- report -------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+figure{display:inline-block;margin:0.5em}figure img{max-width:100%;border:1px solid #ddd}
+figcaption{font-size:0.8em;color:#666}
+table.sweep{border-collapse:collapse;font-size:0.75em}
+table.sweep th,table.sweep td{border:1px solid #ccc;padding:2px 5px;text-align:right}
+div.wide{overflow-x:auto}dt{font-weight:bold}dd{margin:0 0 0.4em 1.5em}code{font-size:0.9em}
+"""
+
+
+def _summary(table: pd.DataFrame, spec) -> str:
+    ok = _ok_rows(table)
+    failed = table[table["status"] == "error"] if "status" in table.columns else table.iloc[0:0]
+    items = [("points", f"{len(spec.points)} in the sweep, {table['point'].nunique() if 'point' in table else 0} "
+                        f"finished, {len(ok)} ok platform results"),
+             ("failures", f"{failed['point'].nunique()} failed point(s)" if not failed.empty else "none")]
+    for _, row in failed.drop_duplicates("point").iterrows():
+        items.append((f"point {row['point']} failed", str(row["error"])))
+    if spec.slo is not None:
+        slo = ", ".join(f"{k}={v}" for k, v in vars(spec.slo).items() if v is not None)
+        best = cheapest_meeting(ok, spec.slo) if not ok.empty else None
+        items.append((f"cheapest meeting the SLO ({slo})", "none" if best is None else
+                      f"{_label(best)}: cost {best[COST]:.4g} USD, p99 {best[P99]:.4g} ms"))
+    load = "param.trace.rate_rps"
+    if load in ok.columns:
+        be = break_even(ok, load=load)
+        items.append(("break-even load", "none in the swept range (one kind is cheaper everywhere)" if be is None else
+                      f"{be['load']:.4g} req/s (cheaper below: {be['below']}; p99 there: Lambda "
+                      f"{be['lambda_latency_p99']:.4g} ms, EC2 {be['ec2_latency_p99']:.4g} ms)"))
+    return _dl(items)
+
+
+def _provenance(scenario: Scenario, pricing_path: str | Path | None) -> str:
+    items = []
+    if scenario.path is not None:
+        items.append(("scenario", f"{scenario.path} (sha256 {_sha256(scenario.path)})"))
+    else:
+        items.append(("scenario", f"{scenario.name} (built from a mapping, no file)"))
+    profile = scenario.raw.get("profile")
+    if profile:
+        p = Path(str(profile)).expanduser()
+        if not p.is_absolute() and scenario.path is not None:
+            p = scenario.path.parent / p
+        items.append(("profile", f"{p} (sha256 {_sha256(p)})" if p.is_file() else str(p)))
+    pricing = pricing_path or scenario.pricing_path
+    items.append(("prices", f"{pricing} (sha256 {_sha256(Path(pricing))})" if pricing else "shipped us-east-1 prices"))
+    try:
+        version = metadata.version("servesim")
+    except metadata.PackageNotFoundError:
+        version = "unknown (not installed)"
+    items.append(("servesim version", version))
+    return _dl(items)
+
+
+def _dl(items: list[tuple[str, str]]) -> str:
+    return "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items) + "</dl>"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _ok_rows(table: pd.DataFrame) -> pd.DataFrame:
+    if table.empty or COST not in table.columns:
+        return table.iloc[0:0]
+    return table[table["status"] == "ok"] if "status" in table.columns else table
+
+
+def _num(df: pd.DataFrame, col: str) -> pd.Series:
+    return pd.to_numeric(df[col], errors="coerce")
+
+
+def _params(df) -> list[str]:
+    return [c for c in (df.columns if isinstance(df, pd.DataFrame) else df.index) if str(c).startswith("param.")]
+
+
+def _label(row: pd.Series) -> str:
+    params = ", ".join(f"{c.removeprefix('param.')}={row[c]}" for c in _params(row) if pd.notna(row[c]))
+    return f"point {row['point']} {row['platform']}" + (f" ({params})" if params else "")
+
+
+def _slo_p99(slo: Any) -> float | None:
+    bound = slo.get("p99_ms") if isinstance(slo, dict) else getattr(slo, "p99_ms", None)
+    return float(bound) if bound is not None else None
+
+
+def _log_if_wide(ax, axis: str, values: pd.Series) -> None:
+    """Log scale when the positive values span more than two decades."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if len(v) and (v > 0).all() and v.max() / v.min() > 100:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
