@@ -725,14 +725,19 @@ def sweep(scenario, out_dir, executor, address, workers, progress, pricing_path,
     if ok.empty:
         return
     cols = [c for c in ok.columns if c.startswith("param.")] + ["platform", "cost_usd.total", "latency_ms.p99"]
-    click.echo("Pareto frontier (cost against p99):")
-    click.echo(pareto_frontier(ok)[cols].to_string(index=False))
-    if spec.slo is not None:
-        best = cheapest_meeting(ok, spec.slo)
-        click.echo("cheapest meeting the SLO: " + ("none" if best is None else
-                   ", ".join(f"{c}={best[c]}" for c in cols)))
-    if "param.trace.rate_rps" in ok.columns:
-        be = break_even(ok, load="param.trace.rate_rps")
+    load = "param.trace.rate_rps"
+    # Costs at different loads do not compete: with the load swept, the answer is per load.
+    groups = list(ok.groupby(load, sort=True)) if load in ok.columns else [(None, ok)]
+    for value, group in groups:
+        at = "" if value is None else f" at {value:g} req/s"
+        click.echo(f"Pareto frontier (cost against p99){at}:")
+        click.echo(pareto_frontier(group)[cols].to_string(index=False))
+        if spec.slo is not None:
+            best = cheapest_meeting(group, spec.slo)
+            click.echo(f"cheapest meeting the SLO{at}: " + ("none" if best is None else
+                       ", ".join(f"{c}={best[c]}" for c in cols)))
+    if load in ok.columns:
+        be = break_even(ok, load=load)
         click.echo("break-even load: " + ("none in the swept range (one kind is cheaper everywhere)" if be is None else
                    f"{be['load']:.4g} req/s (cheaper below: {be['below']}; p99 there: Lambda "
                    f"{be['lambda_latency_p99']:.4g} ms, EC2 {be['ec2_latency_p99']:.4g} ms)"))

@@ -6,7 +6,8 @@ histograms, per-minute series) and writes PNGs into ``out_dir/plots/``:
 - ``cost_vs_load.png``: total cost against the swept load per platform (thin), the best Lambda and
   the best EC2 row per load (thick), the break-even load marked; only when the load was swept
   over at least two values;
-- ``p99_vs_cost.png``: every ok row (colour by kind), the Pareto frontier as a step line, the SLO's
+- ``p99_vs_cost.png`` (at the highest load when the load was swept: costs at different loads do not
+  compete): every ok row (colour by kind), the Pareto frontier as a step line, the SLO's
   p99 bound when there is one;
 - ``latency_cdf.png``: the latency CDF of every frontier row, from its histogram;
 - ``instances.png``: instances (per-minute mean) over simulated time of one point, one line per
@@ -57,16 +58,22 @@ def sweep_plots(out_dir: str | Path, table: pd.DataFrame | None = None, *, load:
         return []
     _agg()
     plots_dir = out / "plots"
-    frontier = pareto_frontier(ok)
+    # With the load swept, the frontier (and the default instances point) are those of the
+    # highest load: costs at different loads do not compete.
+    at_load = ok
+    if load in ok.columns and pd.to_numeric(ok[load], errors="coerce").nunique() >= 2:
+        top = pd.to_numeric(ok[load], errors="coerce").max()
+        at_load = ok[pd.to_numeric(ok[load], errors="coerce") == top]
+    frontier = pareto_frontier(at_load)
     extras = _Extras(out)
     paths = []
     if load in ok.columns and pd.to_numeric(ok[load], errors="coerce").nunique() >= 2:
         paths.append(_cost_vs_load(ok, load, plots_dir / "cost_vs_load.png"))
-    paths.append(_p99_vs_cost(ok, frontier, slo, plots_dir / "p99_vs_cost.png"))
+    paths.append(_p99_vs_cost(at_load, frontier, slo, plots_dir / "p99_vs_cost.png"))
     cdf = _latency_cdf(frontier, extras, plots_dir / "latency_cdf.png")
     if cdf is not None:
         paths.append(cdf)
-    point = instances_point if instances_point is not None else _default_point(ok, frontier, slo)
+    point = instances_point if instances_point is not None else _default_point(at_load, frontier, slo)
     inst = _instances(ok, point, extras, plots_dir / "instances.png") if point is not None else None
     if inst is not None:
         paths.append(inst)
@@ -260,12 +267,16 @@ def _summary(table: pd.DataFrame, spec) -> str:
              ("failures", f"{failed['point'].nunique()} failed point(s)" if not failed.empty else "none")]
     for _, row in failed.drop_duplicates("point").iterrows():
         items.append((f"point {row['point']} failed", str(row["error"])))
+    load = "param.trace.rate_rps"
     if spec.slo is not None:
         slo = ", ".join(f"{k}={v}" for k, v in vars(spec.slo).items() if v is not None)
-        best = cheapest_meeting(ok, spec.slo) if not ok.empty else None
-        items.append((f"cheapest meeting the SLO ({slo})", "none" if best is None else
-                      f"{_label(best)}: cost {best[COST]:.4g} USD, p99 {best[P99]:.4g} ms"))
-    load = "param.trace.rate_rps"
+        # Costs at different loads do not compete: with the load swept, the answer is per load.
+        groups = list(ok.groupby(load, sort=True)) if load in ok.columns else [(None, ok)]
+        for value, group in groups:
+            best = cheapest_meeting(group, spec.slo) if not group.empty else None
+            at = "" if value is None else f" at {value:g} req/s"
+            items.append((f"cheapest meeting the SLO ({slo}){at}", "none" if best is None else
+                          f"{_label(best)}: cost {best[COST]:.4g} USD, p99 {best[P99]:.4g} ms"))
     if load in ok.columns:
         be = break_even(ok, load=load)
         items.append(("break-even load", "none in the swept range (one kind is cheaper everywhere)" if be is None else

@@ -111,7 +111,8 @@ def test_cli_sweep_prints_the_answer(scenario_file, tmp_path):
                                            "--executor", "serial", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "6 points, 12 platform results, 0 failed point(s)" in result.output
-    assert "Pareto frontier" in result.output and "cheapest meeting the SLO:" in result.output
+    assert "Pareto frontier (cost against p99) at 4 req/s:" in result.output
+    assert "cheapest meeting the SLO at 16 req/s:" in result.output
     assert "break-even load:" in result.output
     assert (tmp_path / "o" / "sweep.csv").exists()
     bad = CliRunner().invoke(cli.main, ["sweep", str(scenario_file), "--out", str(tmp_path / "o"), "--executor",
