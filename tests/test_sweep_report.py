@@ -16,32 +16,9 @@ from scenarios.loader import load_scenario
 from scenarios.sweep import parse_sweep
 from scenarios.sweepreport import sweep_plots, write_report
 from scenarios.sweeprun import run_sweep
+from test_sweep_run import SCENARIO as _RUN_SCENARIO
 
-SCENARIO = """\
-name: tiny-sweep
-seed: 3
-warmup_s: 30s
-trace: {kind: poisson, rate_rps: 2, duration: 4m}
-platforms:
-  - name: lam
-    kind: lambda
-    memory_mb: 1024
-    service:
-      warm_ms: {dist: lognorm, s: 0.3, scale: 40}
-      cold_init_ms: {dist: constant, value: 400}
-  - name: vm
-    kind: ec2
-    instance_type: c6i.large
-    instances: 1
-    workers_per_instance: 2
-    service:
-      service_ms: {dist: lognorm, s: 0.3, scale: 40}
-sweep:
-  grid:
-    trace.rate_rps: [1, 4, 16]
-    lambda.memory_mb: [512, 1024]
-  slo: {p99_ms: 300}
-"""
+SCENARIO = _RUN_SCENARIO.replace("duration: 6m", "duration: 4m")  # the runner tests' sweep, shorter
 PLOTS = ["cost_vs_load.png", "p99_vs_cost.png", "latency_cdf.png", "instances.png"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

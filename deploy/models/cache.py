@@ -8,7 +8,6 @@ building the same model at once both leave a whole one.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -27,12 +26,10 @@ def wheels_dir() -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    """The sha256 of a file's bytes, as 64 hex digits."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The sha256 of a file's bytes, as 64 hex digits (`deploy.core.file_sha256`)."""
+    from deploy.core import file_sha256
+
+    return file_sha256(Path(path))
 
 
 
