@@ -130,8 +130,9 @@ def teardown(ctx: AwsContext, *, run_id: str | None = None, all_servesim: bool =
                  lambda i: _when_detached(lambda: ec2.delete_security_group(GroupId=i), echo), echo)
     _delete_each(by_kind["ecr-repository"], "ECR repository",
                  lambda i: ecr.delete_repository(repositoryName=i, force=True), echo)
-    _delete_buckets(ctx, by_kind["s3-bucket"], echo)
-    _delete_roles(ctx, by_kind["iam-role"], echo)
+    s3, iam = ctx.client("s3"), ctx.client("iam")
+    _delete_each(by_kind["s3-bucket"], "S3 bucket", lambda i: _empty_and_delete_bucket(s3, i), echo)
+    _delete_each(by_kind["iam-role"], "IAM role", lambda i: _delete_role(iam, i), echo)
     return found
 
 
@@ -183,36 +184,22 @@ def _terminate(ctx: AwsContext, items: list[Found], echo) -> None:
     echo(f"terminated {', '.join(ids)}")
 
 
-def _delete_buckets(ctx: AwsContext, items: list[Found], echo) -> None:
-    s3 = ctx.client("s3")
-    for f in items:
-        with aws_errors(f"emptying and deleting the S3 bucket {f.id}"):
-            try:
-                for page in s3.get_paginator("list_object_versions").paginate(Bucket=f.id):
-                    objects = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                               for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-                    if objects:
-                        s3.delete_objects(Bucket=f.id, Delete={"Objects": objects, "Quiet": True})
-                s3.delete_bucket(Bucket=f.id)
-            except Exception as exc:
-                if not is_not_found(exc):
-                    raise
-        echo(f"deleted S3 bucket {f.id}")
+def _empty_and_delete_bucket(s3, name: str) -> None:
+    """Every object version and delete marker, then the bucket."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        objects = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                   for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if objects:
+            s3.delete_objects(Bucket=name, Delete={"Objects": objects, "Quiet": True})
+    s3.delete_bucket(Bucket=name)
 
 
-def _delete_roles(ctx: AwsContext, items: list[Found], echo) -> None:
-    iam = ctx.client("iam")
-    for f in items:
-        with aws_errors(f"deleting the IAM role {f.id}"):
-            try:
-                for name in iam.list_role_policies(RoleName=f.id)["PolicyNames"]:
-                    iam.delete_role_policy(RoleName=f.id, PolicyName=name)
-                for pol in iam.list_attached_role_policies(RoleName=f.id)["AttachedPolicies"]:
-                    iam.detach_role_policy(RoleName=f.id, PolicyArn=pol["PolicyArn"])
-                for prof in iam.list_instance_profiles_for_role(RoleName=f.id)["InstanceProfiles"]:
-                    iam.remove_role_from_instance_profile(InstanceProfileName=prof["InstanceProfileName"], RoleName=f.id)
-                iam.delete_role(RoleName=f.id)
-            except Exception as exc:
-                if not is_not_found(exc):
-                    raise
-        echo(f"deleted IAM role {f.id}")
+def _delete_role(iam, name: str) -> None:
+    """Its inline and attached policies and instance profiles, then the role."""
+    for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=name, PolicyName=policy)
+    for pol in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=name, PolicyArn=pol["PolicyArn"])
+    for prof in iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
+        iam.remove_role_from_instance_profile(InstanceProfileName=prof["InstanceProfileName"], RoleName=name)
+    iam.delete_role(RoleName=name)

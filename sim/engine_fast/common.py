@@ -9,9 +9,9 @@ binary min-heap on (time, id). That is what makes ties (constant service times, 
 same instant) resolve exactly as in the SimPy engine.
 
 **Heap.** Parallel arrays: time (float64), id (int64) and an int64 code into which the caller
-packs what the event carries. Kernels grow arrays only in rarely taken branches (`heap_grow`,
-`tally_grow`): handing arrays back from every call would cost atomic reference counting on
-every event.
+packs what the event carries. Kernels never allocate or hand arrays back (that would cost
+atomic reference counting on every event): their drivers make the arrays large enough before
+each call.
 
 **Tally.** A `LevelTally` (sim/tally.py) as a float64 state vector ``[start_s, period_s, level,
 last_s, area, max_level]`` plus a bins array; `tally_set` performs exactly the floating-point
@@ -53,17 +53,10 @@ def _grow(a, n):
     return out
 
 
-@njit(cache=True)
-def heap_grow(ht, he, hc):
-    """The heap's arrays at twice the size (call when n == ht.size, before heap_push)."""
-    n = ht.size
-    return _grow(ht, n), _grow(he, n), _grow(hc, n)
-
-
 @njit(cache=True, inline="always")
 def heap_push(ht, he, hc, n, t, eid, code):
-    """Push an event into a heap of n < ht.size events (grow it first when full: returning
-    arrays from here would cost reference counting on every push). The caller adds 1 to n."""
+    """Push an event into a heap of n < ht.size events (the driver makes room beforehand).
+    The caller adds 1 to n."""
     ht[n], he[n], hc[n] = t, eid, code
     i = n
     while i > 0:
@@ -165,7 +158,7 @@ def tally_grow(ts, bins, now_s):
 
 @njit(cache=True, inline="always")
 def tally_set(ts, bins, now_s, level):
-    """LevelTally.set: the level becomes `level` at `now_s` (bins large enough: see tally_full)."""
+    """LevelTally.set: the level becomes `level` at `now_s` (bins large enough for `now_s`)."""
     if now_s > ts[T_LAST]:
         _advance(ts, bins, now_s)
     ts[T_LEVEL] = level

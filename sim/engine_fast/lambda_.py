@@ -19,8 +19,9 @@ State between chunks lives in arrays:
 - two event heaps, completions and expiry timers (`common`'s heap; an event's int64 code packs
   its slot, and the timer's generation or whether the completion timed out), and the scalar
   state (time, tokens, counts).
-Arrays grow inside the kernel and are handed back, so memory follows the number of live
-environments, never the number of requests.
+Before each call `FastLambda._reserve` makes every array large enough for it (bounded by the
+concurrency limit and the chunk size), so memory follows the number of live environments and
+the chunk size, never the number of requests, and the kernel itself never allocates.
 """
 from __future__ import annotations
 
