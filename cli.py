@@ -108,7 +108,7 @@ def simulate(scenario, as_json, records, plot_dir, out_dir, pricing_path, progre
         console.print(f"[dim]trace:[/] {note}", highlight=False)
     if sc.sweep:
         console.print("[yellow]note:[/] this scenario has a sweep: section; `simulate` runs its base configuration "
-                      "only (sweeps are not part of this version).")
+                      "only (`servesim sweep` runs the sweep).")
     for p in [records] if records else []:
         console.print(f"records: {p}")
     if plot_dir:
@@ -688,19 +688,19 @@ def pricing_refresh(region, out, instance_types, endpoint_url, profile):
 def sweep(scenario, out_dir, executor, address, workers, progress, pricing_path, report):
     """Run the what-if SWEEP of a scenario (its `sweep:` grid/zip) and report the answer.
 
-    Prints the cheapest configuration meeting the scenario's SLO, the Pareto frontier of cost
-    against p99, and the break-even load between the best Lambda and the best EC2 configuration
-    when the sweep varies the load (trace.rate_rps). Plots go to OUT/plots/; --report also
-    writes OUT/report.html.
+    Prints the Pareto frontier of cost against p99 and the cheapest configuration meeting the
+    scenario's SLO (per load when the sweep varies trace.rate_rps), the break-even load between
+    the best Lambda and the best EC2 configuration, and how cost, p99 and cold starts move with
+    every other swept number. Plots go to OUT/plots/; --report also writes OUT/report.html.
 
     \b
     Example:
-      servesim sweep scenarios/examples/sweep.yaml --out out/sweep --executor processes --report
+      servesim sweep scenarios/examples/sweep-tabular-breakeven.yaml --out out/breakeven --report
     """
-    from scenarios.analysis import break_even, cheapest_meeting, pareto_frontier
+    from scenarios.analysis import pareto_frontier
     from scenarios.loader import load_scenario
     from scenarios.sweep import parse_sweep
-    from scenarios.sweepreport import sweep_plots, write_report
+    from scenarios.sweepreport import answers, sweep_plots, write_report
     from scenarios.sweeprun import run_sweep
 
     sc = load_scenario(scenario)
@@ -711,36 +711,22 @@ def sweep(scenario, out_dir, executor, address, workers, progress, pricing_path,
     except KeyboardInterrupt:
         click.echo(f"interrupted: finished points are in {out_dir}; run the same command to resume", err=True)
         sys.exit(130)
-    ok = table[table["status"] == "ok"] if "status" in table else table
-    failed = table[table["status"] == "error"] if "status" in table else table.iloc[0:0]
-    click.echo(f"{len(spec.points)} points, {len(ok)} platform results, {failed['point'].nunique()} failed point(s); "
-               f"table: {Path(out_dir) / 'sweep.parquet'}")
-    for _, row in failed.iterrows():
-        click.echo(f"  point {row['point']} failed: {row['error']}")
     plots = sweep_plots(out_dir, table, slo=spec.slo)
+    ok = table[table["status"] == "ok"] if "status" in table else table
+    if not ok.empty:
+        cols = [c for c in ok.columns if c.startswith("param.")] + ["platform", "cost_usd.total", "latency_ms.p99"]
+        load = "param.trace.rate_rps"
+        # Costs at different loads do not compete: with the load swept, the frontier is per load.
+        for value, group in list(ok.groupby(load, sort=True)) if load in ok.columns else [(None, ok)]:
+            click.echo("Pareto frontier (cost against p99)" + ("" if value is None else f" at {value:g} req/s") + ":")
+            click.echo(pareto_frontier(group)[cols].to_string(index=False, na_rep="-"))
+    for heading, text in answers(table, spec):
+        click.echo(f"{heading}: {text}")
+    click.echo(f"table: {Path(out_dir) / 'sweep.parquet'}")
     if plots:
         click.echo(f"plots: {', '.join(p.name for p in plots)} in {Path(out_dir) / 'plots'}")
     if report:
         click.echo(f"report: {write_report(out_dir, sc, table=table, plots=plots, pricing_path=pricing_path)}")
-    if ok.empty:
-        return
-    cols = [c for c in ok.columns if c.startswith("param.")] + ["platform", "cost_usd.total", "latency_ms.p99"]
-    load = "param.trace.rate_rps"
-    # Costs at different loads do not compete: with the load swept, the answer is per load.
-    groups = list(ok.groupby(load, sort=True)) if load in ok.columns else [(None, ok)]
-    for value, group in groups:
-        at = "" if value is None else f" at {value:g} req/s"
-        click.echo(f"Pareto frontier (cost against p99){at}:")
-        click.echo(pareto_frontier(group)[cols].to_string(index=False))
-        if spec.slo is not None:
-            best = cheapest_meeting(group, spec.slo)
-            click.echo(f"cheapest meeting the SLO{at}: " + ("none" if best is None else
-                       ", ".join(f"{c}={best[c]}" for c in cols)))
-    if load in ok.columns:
-        be = break_even(ok, load=load)
-        click.echo("break-even load: " + ("none in the swept range (one kind is cheaper everywhere)" if be is None else
-                   f"{be['load']:.4g} req/s (cheaper below: {be['below']}; p99 there: Lambda "
-                   f"{be['lambda_latency_p99']:.4g} ms, EC2 {be['ec2_latency_p99']:.4g} ms)"))
 
 
 @main.command()

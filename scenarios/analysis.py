@@ -264,3 +264,27 @@ def _meets(rows: pd.DataFrame, slo: Any) -> pd.Series:
             known = ", ".join([*SLO_LATENCY_KEYS, SLO_REJECTED_KEY])
             raise ValueError(f"unknown SLO bound {key!r}; known: {known}")
     return mask
+
+
+def sensitivity_summary(df: pd.DataFrame, param: str,
+                        metrics: tuple[str, ...] = ("cost_usd.total", "latency_ms.p99", "cold_start_fraction")
+                        ) -> pd.DataFrame:
+    """Per series of `sensitivity` (platform and the other swept parameters), each metric at the
+    smallest and at the largest value of `param`: columns ``platform``, the other parameters,
+    ``from``, ``to``, and per metric ``<metric>@from``, ``<metric>@to`` and
+    ``<metric>.relative_change`` (to / from - 1, NaN when the base is 0 or missing). Metrics the
+    table lacks are left out; series with a single value of `param` are too."""
+    present = [m for m in metrics if m in df.columns]
+    if not present:
+        raise ValueError(f"none of the metrics {', '.join(metrics)} in the table")
+    out = None
+    for m in present:
+        s = sensitivity(df, param, m)
+        keys = [c for c in s.columns if c == "platform" or (c.startswith("param.") and c != param)]
+        g = s.groupby(keys, dropna=False, sort=False)
+        part = g.agg(**{"from": (param, "first"), "to": (param, "last"), f"{m}@from": (m, "first"),
+                        f"{m}@to": (m, "last"), "__n": (param, "size")}).reset_index()
+        base = part[f"{m}@from"]
+        part[f"{m}.relative_change"] = part[f"{m}@to"] / base.where(base != 0) - 1.0
+        out = part if out is None else out.merge(part.drop(columns=["from", "to", "__n"]), on=keys, how="left")
+    return out[out["__n"] > 1].drop(columns="__n").reset_index(drop=True)

@@ -17,7 +17,9 @@ times come from (inline ``service:`` distributions, or a calibration profile). S
 Each platform has ``kind: lambda`` or ``kind: ec2`` and the fields of `sim.config.LambdaConfig`
 or `sim.config.EC2Config` (EC2 auto scaling: ``autoscaling: {min, max, target, metric,
 metric_period_s, scale_out_periods, scale_in_periods, scale_in_ratio, cooldown_s, boot_s,
-initial}``). Omitted fields take the dataclass defaults. Service times: each key of an inline
+initial}``); a Lambda platform may also have ``cold_init_scale``, a factor > 0 on its cold
+start's INIT duration, measured or inline (the what-if "cold starts twice as long"). Omitted
+fields take the dataclass defaults. Service times: each key of an inline
 ``service:`` wins (a distribution spec, or ``trace`` for the trace's own durations: Azure
 traces with durations); missing ones come from the profile entry with the same memory_mb and
 architecture (Lambda) or instance_type and ``workers == workers_per_instance`` (EC2). That EC2
@@ -343,7 +345,7 @@ def _name(p: Mapping, ctx: _Ctx, key: str) -> str:
 
 
 def _lambda(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef) -> LambdaConfig:
-    check_keys(p, ("name", "kind", *_LAMBDA, "service"), source=ctx.source, key=key)
+    check_keys(p, ("name", "kind", *_LAMBDA, "service", "cold_init_scale"), source=ctx.source, key=key)
     name = _name(p, ctx, key)
     kw = {**_defaults(LambdaConfig), **_read(p, _LAMBDA, ctx, key)}
     if kw["provisioned_concurrency"] > kw["concurrency_limit"]:
@@ -356,6 +358,9 @@ def _lambda(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef) -> LambdaConf
         entry, note = _interpolated_entry(profile.profile, memory, arch, kw["allow_extrapolation"], ctx, key)
     service = _service(p, ctx, key, _LAMBDA_SERVICE, entry, profile, name,
                        f"memory_mb={memory}, architecture={arch}")
+    if "cold_init_scale" in p:  # a what-if on the cold start's duration, measured or inline
+        f = _number(0, strict=True)(p["cold_init_scale"], ctx, f"{key}.cold_init_scale")
+        service["cold_init_ms"] = service["cold_init_ms"].scaled(f)
     kw.update(name=name, service=LambdaService(**service, interpolated=note))
     return LambdaConfig(**kw)
 

@@ -26,6 +26,10 @@ written, the last key varying fastest (like nested loops, `itertools.product`); 
 every grid point is taken with every zip tuple, zip varying fastest. A point's `params` list the
 grid paths first, then the zip paths. Points are numbered from 0.
 
+A platform is simulated once per distinct set of values of the paths that apply to it: with
+``grid: {lambda.memory_mb: [512, 1024], ec2.instances: [1, 2]}`` the four points hold two Lambda
+and two EC2 configurations, and each is simulated at the first point that has it (`SweepPoint.runs`).
+
 Every point keeps the scenario's ``seed`` unless the sweep sets ``seed``: all points see the same
 arrivals and the same luck (common random numbers), so differences between points are the
 configuration's, not the noise's.
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
@@ -118,6 +123,11 @@ class SweepPoint:
 
     index: int
     params: dict[str, object]
+    #: The platforms this point simulates, each with the swept paths that apply to it (its own
+    #: settings, the trace, seed, warmup_s). A platform whose applicable values equal those of an
+    #: earlier point is left out: its result there is the same (None: not planned, as for a
+    #: point made by hand).
+    runs: dict[str, tuple[str, ...]] | None = None
 
     def label(self) -> str:
         """``lambda.memory_mb=512, trace.rate_rps=10``"""
@@ -280,9 +290,34 @@ def parse_sweep(scenario: Scenario) -> SweepSpec:
 
     grid_points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
     zip_points = [dict(zip(zipped, combo)) for combo in zip(*zipped.values())] if zipped else [{}]
-    points = tuple(SweepPoint(i, {**g, **z}) for i, (g, z) in enumerate(itertools.product(grid_points, zip_points)))
+    params = [{**g, **z} for g, z in itertools.product(grid_points, zip_points)]
+    points = tuple(SweepPoint(i, p, runs) for i, (p, runs) in enumerate(zip(params, _runs(scenario.raw, params, source))))
     slo = _slo(sweep["slo"], source) if "slo" in sweep else None
     return SweepSpec(points=points, slo=slo, paths=(*grid, *zipped))
+
+
+def _runs(raw: Mapping, params: list[dict], source: str) -> list[dict[str, tuple[str, ...]]]:
+    """Per point, {platform name: the paths that apply to it} for the platforms not simulated with
+    the same applicable values at an earlier point."""
+    platforms = raw.get("platforms") or []  # a validated scenario's: a list of mappings
+    applies: dict[str, list[str]] = {str(p["name"]): [] for p in platforms}
+    for path in params[0] if params else ():
+        for loc in _locations(raw, path, source=source, key=f"sweep: {path}"):
+            names = [str(platforms[loc[1]]["name"])] if loc[0] == "platforms" else list(applies)
+            for name in names:
+                if path not in applies[name]:
+                    applies[name].append(path)
+    seen: set = set()
+    out = []
+    for p in params:
+        runs = {}
+        for name, paths in applies.items():
+            key = (name, json.dumps([p[path] for path in paths], sort_keys=True, default=str))
+            if key not in seen:
+                seen.add(key)
+                runs[name] = tuple(paths)
+        out.append(runs)
+    return out
 
 
 # -- points ----------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ histograms, per-minute series) and writes PNGs into ``out_dir/plots/``:
   compete): every ok row (colour by kind), the Pareto frontier as a step line, the SLO's
   p99 bound when there is one;
 - ``latency_cdf.png``: the latency CDF of every frontier row, from its histogram;
+- ``sensitivity.png``: cost, p99 and cold starts against every swept number other than the
+  load (at the highest load), a line per platform and combination of the other parameters;
 - ``instances.png``: instances (per-minute mean) over simulated time of one point, one line per
   platform: by default the cheapest row meeting the SLO, else the cheapest frontier row.
 
@@ -32,19 +34,19 @@ import pandas as pd
 
 from sim.atomic import write_text
 
-from .analysis import break_even, cheapest_meeting, pareto_frontier
+from .analysis import break_even, cheapest_meeting, pareto_frontier, sensitivity_summary
 from .loader import Scenario
 from .report import _save
 from .sweeprun import point_extras_file, read_point_extras, read_points
 
-__all__ = ["sweep_plots", "write_report"]
+__all__ = ["answers", "sweep_plots", "write_report"]
 
-COST, P99 = "cost_usd.total", "latency_ms.p99"
+COST, P99, LOAD = "cost_usd.total", "latency_ms.p99", "param.trace.rate_rps"
 _KIND_COLOURS = {"lambda": "tab:orange", "ec2": "tab:blue"}
 _QS = np.concatenate([np.linspace(0, 0.99, 400), 1 - np.logspace(-2, -4, 100)])
 
 
-def sweep_plots(out_dir: str | Path, table: pd.DataFrame | None = None, *, load: str = "param.trace.rate_rps",
+def sweep_plots(out_dir: str | Path, table: pd.DataFrame | None = None, *, load: str = LOAD,
                 slo: Any = None, instances_point: int | None = None) -> list[Path]:
     """Write the sweep's plots into ``out_dir/plots/`` (see the module docstring); their paths.
 
@@ -60,10 +62,7 @@ def sweep_plots(out_dir: str | Path, table: pd.DataFrame | None = None, *, load:
     plots_dir = out / "plots"
     # With the load swept, the frontier (and the default instances point) are those of the
     # highest load: costs at different loads do not compete.
-    at_load = ok
-    if load in ok.columns and pd.to_numeric(ok[load], errors="coerce").nunique() >= 2:
-        top = pd.to_numeric(ok[load], errors="coerce").max()
-        at_load = ok[pd.to_numeric(ok[load], errors="coerce") == top]
+    at_load = _at_top_load(ok, load)
     frontier = pareto_frontier(at_load)
     extras = _Extras(out)
     paths = []
@@ -73,6 +72,9 @@ def sweep_plots(out_dir: str | Path, table: pd.DataFrame | None = None, *, load:
     cdf = _latency_cdf(frontier, extras, plots_dir / "latency_cdf.png")
     if cdf is not None:
         paths.append(cdf)
+    sens = _sensitivity_plot(at_load, _swept_numbers(at_load, load), plots_dir / "sensitivity.png")
+    if sens is not None:
+        paths.append(sens)
     point = instances_point if instances_point is not None else _default_point(at_load, frontier, slo)
     inst = _instances(ok, point, extras, plots_dir / "instances.png") if point is not None else None
     if inst is not None:
@@ -174,6 +176,40 @@ def _p99_vs_cost(ok: pd.DataFrame, frontier: pd.DataFrame, slo: Any, path: Path)
     return _save(fig, path)
 
 
+def _sensitivity_plot(ok: pd.DataFrame, params: list[str], path: Path) -> Path | None:
+    """Per swept number (a row of panels): cost, p99 and cold starts against it, a line per series
+    (platform and the other parameters)."""
+    import matplotlib.pyplot as plt
+
+    if not params:
+        return None
+    metrics = [m for m in _SENSITIVITY_METRICS if m[0] in ok.columns]
+    fig, axes = plt.subplots(len(params), len(metrics), figsize=(4.2 * len(metrics), 3.4 * len(params)),
+                             squeeze=False)
+    for r, param in enumerate(params):
+        rows = ok[ok[param].notna()]
+        others = [c for c in _params(rows) if c != param]
+        for keys, g in rows.groupby(["platform", *others], dropna=False, sort=True):
+            g = g.assign(__x=_num(g, param)).sort_values("__x")
+            keys = keys if isinstance(keys, tuple) else (keys,)
+            label = ", ".join([str(keys[0]), *(f"{c.removeprefix('param.')}={v}" for c, v in zip(others, keys[1:])
+                                               if pd.notna(v))])
+            for c, (m, _, _) in enumerate(metrics):
+                axes[r][c].plot(g["__x"], _num(g, m), marker="o", ms=3, lw=1, label=label)
+        for c, (m, name, _) in enumerate(metrics):
+            ax = axes[r][c]
+            if not (_num(rows, m).fillna(0) != 0).any():
+                ax.text(0.5, 0.5, f"no {name}" if m == "cold_start_fraction" else "all zero", ha="center",
+                        va="center", transform=ax.transAxes, color="grey")
+            ax.set_xlabel(param.removeprefix("param."))
+            ax.set_ylabel(name + (" (fraction)" if m == "cold_start_fraction" else " (USD)" if m == COST else " (ms)"))
+            ax.grid(True, alpha=0.3)
+        axes[r][0].legend(fontsize=6)
+    fig.suptitle("Sensitivity" + (" (at the highest load)" if LOAD in ok.columns else ""), fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _latency_cdf(frontier: pd.DataFrame, extras: "_Extras", path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
@@ -260,14 +296,22 @@ div.wide{overflow-x:auto}dt{font-weight:bold}dd{margin:0 0 0.4em 1.5em}code{font
 
 
 def _summary(table: pd.DataFrame, spec) -> str:
+    return _dl(answers(table, spec))
+
+
+def answers(table: pd.DataFrame, spec, load: str = LOAD) -> list[tuple[str, str]]:
+    """The sweep's answer as (heading, text) pairs, for the command's output and the report:
+    points and failures, the cheapest configuration meeting the SLO (per load when the load is
+    swept: costs at different loads do not compete), the break-even load, and the sensitivity of
+    cost, p99 and cold starts to every other swept number (at the highest load)."""
     ok = _ok_rows(table)
     failed = table[table["status"] == "error"] if "status" in table.columns else table.iloc[0:0]
-    items = [("points", f"{len(spec.points)} in the sweep, {table['point'].nunique() if 'point' in table else 0} "
-                        f"finished, {len(ok)} ok platform results"),
-             ("failures", f"{failed['point'].nunique()} failed point(s)" if not failed.empty else "none")]
-    for _, row in failed.drop_duplicates("point").iterrows():
-        items.append((f"point {row['point']} failed", str(row["error"])))
-    load = "param.trace.rate_rps"
+    runs = sum(len(p.runs) for p in spec.points if p.runs is not None)
+    items = [("points", f"{len(spec.points)} in the sweep, {runs} distinct platform configurations to simulate, "
+                        f"{len(ok)} simulated ok"),
+             ("failures", f"{len(failed)} failed" if not failed.empty else "none")]
+    for _, row in failed.iterrows():
+        items.append((f"point {row['point']} {row.get('platform', '')} failed", str(row["error"])))
     if spec.slo is not None:
         slo = ", ".join(f"{k}={v}" for k, v in vars(spec.slo).items() if v is not None)
         # Costs at different loads do not compete: with the load swept, the answer is per load.
@@ -282,7 +326,53 @@ def _summary(table: pd.DataFrame, spec) -> str:
         items.append(("break-even load", "none in the swept range (one kind is cheaper everywhere)" if be is None else
                       f"{be['load']:.4g} req/s (cheaper below: {be['below']}; p99 there: Lambda "
                       f"{be['lambda_latency_p99']:.4g} ms, EC2 {be['ec2_latency_p99']:.4g} ms)"))
-    return _dl(items)
+    items.extend(_sensitivity_items(_at_top_load(ok, load), load))
+    return items
+
+
+_SENSITIVITY_METRICS = ((COST, "cost", "{:.4g} USD"), (P99, "p99", "{:.4g} ms"),
+                        ("cold_start_fraction", "cold starts", "{:.3g}"))
+
+
+def _sensitivity_items(ok: pd.DataFrame, load: str) -> list[tuple[str, str]]:
+    """One line per series of every swept numeric parameter other than the load."""
+    items = []
+    for param in _swept_numbers(ok, load):
+        s = sensitivity_summary(ok, param)
+        for _, row in s.iterrows():
+            others = ", ".join(f"{c.removeprefix('param.')}={row[c]}" for c in s.columns
+                               if c.startswith("param.") and pd.notna(row[c]))
+            changes = []
+            for m, name, fmt in _SENSITIVITY_METRICS:
+                a, b = row.get(f"{m}@from"), row.get(f"{m}@to")
+                if a is None or pd.isna(a) or (m == "cold_start_fraction" and a == b == 0):
+                    continue
+                change = row.get(f"{m}.relative_change")
+                pct = f" ({change:+.1%})" if pd.notna(change) else ""
+                changes.append(f"{name} {fmt.format(a)} → {fmt.format(b)}{pct}")
+            items.append((f"sensitivity to {param.removeprefix('param.')} {row['from']:g} → {row['to']:g}",
+                          f"{row['platform']}" + (f" ({others})" if others else "") + ": " + "; ".join(changes)))
+    return items
+
+
+def _swept_numbers(ok: pd.DataFrame, load: str) -> list[str]:
+    """The ``param.*`` columns of swept numbers (two values or more among the ok rows), load aside."""
+    out = []
+    for col in _params(ok):
+        if col == load:
+            continue
+        given = ok[col].dropna()
+        values = pd.to_numeric(given, errors="coerce")
+        if not given.empty and values.notna().all() and values.nunique() >= 2:
+            out.append(col)
+    return out
+
+
+def _at_top_load(ok: pd.DataFrame, load: str) -> pd.DataFrame:
+    """The rows at the highest load when the load was swept (over two values or more), else all."""
+    if load in ok.columns and _num(ok, load).nunique() >= 2:
+        return ok[_num(ok, load) == _num(ok, load).max()]
+    return ok
 
 
 def _provenance(scenario: Scenario, pricing_path: str | Path | None) -> str:

@@ -4,15 +4,17 @@
 (`scenarios.sweep`) and keeps a table with one row per (point, platform): the point's index,
 ``param.<path>`` per swept parameter, the platform's Result flattened with dots
 (`scenarios.analysis.flatten_summary`), the engine, the seed, ``status`` (ok or error) and
-``error``.
+``error``. A platform configuration is simulated once, at the first point that has it
+(`scenarios.sweep.SweepPoint.runs`), and its row carries only the parameters that apply to it (an
+EC2 row has no ``param.lambda.memory_mb``): the table has one row per distinct simulation.
 
 - **Executors.** ``serial`` (this process), ``processes`` (a process pool of all cores, the
   default) and ``dask`` (Dask distributed: the scheduler at `address`, or a LocalCluster started
   and stopped here). A point is the same computation wherever it runs (its scenario is rebuilt
   from the same mapping, the seed is the scenario's), so the table does not depend on the
   executor.
-- **Failures.** A point that raises is a row with ``status: error`` and the message; the other
-  points go on.
+- **Failures.** A platform that raises at a point is a row with ``status: error`` and the
+  message; the other platforms and points go on.
 - **Nothing lost.** Each finished point is written at once, atomically, as
   ``points/point-<index>.parquet`` (with ``point-<index>.json``: each platform's latency
   histogram and per-minute series, for the plots); ``sweep.json`` records the sweep's fingerprint. Run again on
@@ -49,10 +51,12 @@ def fingerprint(scenario: Scenario) -> str:
 
 
 def simulate_point(raw: dict, source: str, base_dir: str | None, index: int, params: dict,
-                   pricing_path: str | None) -> tuple[list[dict], dict]:
-    """One point: rebuild its scenario, simulate it; (one flat row per platform, or an error row
-    if anything fails; per platform its latency histogram and per-minute series, for the
-    report's plots). Runs in whichever process the executor chose."""
+                   pricing_path: str | None, runs: dict[str, tuple[str, ...]]) -> tuple[list[dict], dict]:
+    """One point: for each platform in `runs` (`SweepPoint.runs`), rebuild the point's scenario
+    with that platform alone and simulate it. (One flat row per platform, carrying only the
+    parameters that apply to it (the others None), or an error row for a platform that fails;
+    per platform its latency histogram and per-minute series, for the report's plots.) Runs in
+    whichever process the executor chose; a platform's failure leaves the others' rows."""
     from scenarios.analysis import flatten_summary
     from scenarios.loader import scenario_from_dict
     from scenarios.runner import run_scenario
@@ -60,20 +64,23 @@ def simulate_point(raw: dict, source: str, base_dir: str | None, index: int, par
     from sim.pricing import load_pricing
 
     point = SweepPoint(index, dict(params))
-    base = {"point": index, **{f"param.{k}": v for k, v in params.items()}}
-    try:
-        label = f"{source} (sweep point {index}: {point.label()})"
-        scenario = scenario_from_dict(apply_point(raw, point, source=label), source=label,
-                                      base_dir=Path(base_dir) if base_dir else None)
-        run = run_scenario(scenario, pricing=load_pricing(pricing_path))
-        rows = [{**base, **flatten_summary(s), "status": "ok", "error": None} for s in run.summaries()]
-        extras = {r.summary["platform"]: {"histogram": r.histogram.to_dict(),
-                                          "series": r.series.to_dict(orient="list")} for r in run.results}
-        return rows, extras
-    except Exception as exc:  # noqa: BLE001 - a failed point is reported and the others go on
-        message = str(exc) if isinstance(exc, ServesimError) else "".join(
-            traceback.format_exception_only(type(exc), exc)).strip()
-        return [{**base, "status": "error", "error": message}], {}
+    label = f"{source} (sweep point {index}: {point.label()})"
+    rows, extras = [], {}
+    for name, paths in runs.items():
+        base = {"point": index, **{f"param.{k}": (v if k in paths else None) for k, v in params.items()}}
+        try:
+            data = apply_point(raw, point, source=label)
+            data["platforms"] = [p for p in data["platforms"] if p["name"] == name]
+            scenario = scenario_from_dict(data, source=label, base_dir=Path(base_dir) if base_dir else None)
+            (result,) = run_scenario(scenario, pricing=load_pricing(pricing_path)).results
+        except Exception as exc:  # noqa: BLE001 - a failed platform is reported and the others go on
+            message = str(exc) if isinstance(exc, ServesimError) else "".join(
+                traceback.format_exception_only(type(exc), exc)).strip()
+            rows.append({**base, "platform": name, "status": "error", "error": message})
+            continue
+        rows.append({**base, **flatten_summary(result.summary), "status": "ok", "error": None})
+        extras[name] = {"histogram": result.histogram.to_dict(), "series": result.series.to_dict(orient="list")}
+    return rows, extras
 
 
 def _point_file(out: Path, index: int) -> Path:
@@ -111,8 +118,15 @@ def read_points(out: str | Path) -> pd.DataFrame:
     files = sorted((Path(out) / "points").glob("point-*.parquet"))
     if not files:
         return pd.DataFrame()
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).sort_values(
+    table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).sort_values(
         ["point"], kind="stable").reset_index(drop=True)
+    for col in [c for c in table.columns if c.startswith("param.")]:
+        # Whole numbers stay whole where a parameter does not apply (None) to some rows.
+        values = pd.to_numeric(table[col], errors="coerce")
+        given = table[col].notna()
+        if given.any() and values[given].notna().all() and (values[given] % 1 == 0).all():
+            table[col] = values.astype("Int64")
+    return table
 
 
 def _check_folder(out: Path, scenario: Scenario) -> set[int]:
@@ -143,12 +157,13 @@ def run_sweep(scenario: Scenario, out_dir: str | Path, *, executor: str = "proce
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     done = _check_folder(out, scenario)
-    todo = [p for p in spec.points if p.index not in done]
+    todo = [p for p in spec.points if p.index not in done and p.runs != {}]  # {}: nothing new to simulate
     source = str(scenario.path) if scenario.path else scenario.name
     base_dir = str(scenario.path.parent) if scenario.path else None
     pricing = str(pricing_path) if pricing_path else (str(scenario.pricing_path) if scenario.pricing_path else None)
-    args = [(dict(scenario.raw), source, base_dir, p.index, dict(p.params), pricing) for p in todo]
-    with _Bar(progress, len(spec.points), len(done)) as bar:
+    args = [(dict(scenario.raw), source, base_dir, p.index, dict(p.params), pricing, p.runs) for p in todo]
+    total = sum(1 for p in spec.points if p.runs != {})
+    with _Bar(progress, total, total - len(todo)) as bar:
         for index, result in _execute(executor, args, address, workers):
             _write_point(out, index, result)
             bar.advance(result[0])
@@ -232,7 +247,7 @@ class _Bar:
 
     def advance(self, rows: list[dict]) -> None:
         if self._progress is not None:
-            failed = self._progress.tasks[0].fields["failed"] + (rows[0].get("status") == "error")
+            failed = self._progress.tasks[0].fields["failed"] + any(r.get("status") == "error" for r in rows)
             self._progress.update(self._task, advance=1, failed=failed)
 
     def __exit__(self, *exc):

@@ -161,6 +161,14 @@ def test_services_resolved_from_profile(tmp_path):
     assert fleet.autoscaling.initial_instances == 1 == fleet.instances  # min by default
 
 
+def test_cold_init_scale_scales_the_measured_or_inline_init_only(tmp_path):
+    write_profile(tmp_path)
+    text = FROM_PROFILE.replace("kind: lambda,", "kind: lambda, cold_init_scale: 2.5,")
+    fn, own, _ = load_scenario(write(tmp_path, text)).platforms
+    assert fn.service.cold_init_ms.mean() == 2.5 * 900 and own.service.cold_init_ms.mean() == 2.5 * 700
+    assert fn.service.warm_ms == Exponential(30) and own.service.warm_ms == Constant(11)
+
+
 def test_scenario_from_dict_resolves_against_base_dir(tmp_path):
     write_profile(tmp_path)
     data = yaml.safe_load(FROM_PROFILE)
@@ -216,6 +224,7 @@ BAD = [
     (("    service: {service_ms: {dist: expon, mean: 12}}\n", ""), "platforms[1]",
      "service times for platform 'ec2': an inline service: {service_ms: {dist: ...}}"),
     (("name: inline\n", ""), "name", "required"),
+    (("memory_mb: 2048", "memory_mb: 2048\n    cold_init_scale: 0"), "platforms[0].cold_init_scale", "a number > 0"),
 ]
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios.analysis import break_even, cheapest_meeting, flatten_summary, pareto_frontier, sensitivity
+from scenarios.analysis import (break_even, cheapest_meeting, flatten_summary, pareto_frontier, sensitivity,
+                                sensitivity_summary)
 
 EXACT = dict(rel=1e-12, abs=1e-12)
 LOAD = "param.trace.rate_rps"
@@ -249,6 +250,23 @@ def test_sensitivity_separates_other_parameters_and_refuses_duplicates():
     assert out["elasticity"].tolist()[1] == 2.0
     with pytest.raises(ValueError, match="several ok rows"):
         sensitivity(pd.DataFrame(rows).drop(columns="param.b"), "param.a")   # two rows per value of a
+
+
+def test_sensitivity_summary_from_smallest_to_largest_value_per_series():
+    rows = [{"point": i, "param.a": a, "param.b": b, "platform": "p", "cost_usd.total": c, "latency_ms.p99": l,
+             "status": "ok"}
+            for i, (a, b, c, l) in enumerate([(2, 0, 3.0, 10.0), (1, 0, 1.0, 20.0), (3, 0, 4.0, 5.0),
+                                              (1, 1, 2.0, 0.0), (3, 1, 2.0, 8.0), (1, 2, 9.0, 9.0)])]
+    out = sensitivity_summary(pd.DataFrame(rows), "param.a")
+    assert list(out["param.b"]) == [0, 1]                      # b=2 has one value of a: no series
+    assert list(out["from"]) == [1, 1] and list(out["to"]) == [3, 3]
+    assert out["cost_usd.total@from"].tolist() == [1.0, 2.0] and out["cost_usd.total@to"].tolist() == [4.0, 2.0]
+    assert out["cost_usd.total.relative_change"].tolist() == [3.0, 0.0]
+    assert out["latency_ms.p99.relative_change"].iloc[0] == -0.75
+    assert math.isnan(out["latency_ms.p99.relative_change"].iloc[1])   # base 0
+    assert "cold_start_fraction@from" not in out.columns               # not in the table: left out
+    with pytest.raises(ValueError, match="none of the metrics"):
+        sensitivity_summary(pd.DataFrame(rows), "param.a", metrics=("queueing.x",))
 
 
 # --- missing columns --------------------------------------------------------------------------

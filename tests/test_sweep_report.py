@@ -19,7 +19,7 @@ from scenarios.sweeprun import run_sweep
 from test_sweep_run import SCENARIO as _RUN_SCENARIO
 
 SCENARIO = _RUN_SCENARIO.replace("duration: 6m", "duration: 4m")  # the runner tests' sweep, shorter
-PLOTS = ["cost_vs_load.png", "p99_vs_cost.png", "latency_cdf.png", "instances.png"]
+PLOTS = ["cost_vs_load.png", "p99_vs_cost.png", "latency_cdf.png", "sensitivity.png", "instances.png"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -39,7 +39,7 @@ def sweep_out(tmp_path_factory):
 
 def test_every_plot_is_a_png(sweep_out):
     _, out, table, plots, _ = sweep_out
-    assert (table["status"] == "ok").all() and len(table) == 12
+    assert (table["status"] == "ok").all() and len(table) == 6 + 3  # Lambda at 6 points, the VM at 3 loads
     assert [p.name for p in plots] == PLOTS
     for p in plots:
         assert p.parent == out / "plots" and p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 5000
@@ -61,6 +61,7 @@ def test_report_is_self_contained(sweep_out):
     assert text.count('src="data:image/png;base64,') == len(plots)
     assert len(re.findall(r"<tr\b", text)) == len(table) + 1  # header + one row per (point, platform)
     assert "cost_usd.total" in text and "cheapest meeting the SLO" in text and "break-even load" in text
+    assert "sensitivity to lambda.memory_mb 512 → 1024" in text
     import hashlib
     import importlib.metadata
 
@@ -78,7 +79,8 @@ def test_cli_sweep_writes_plots_and_report(tmp_path):
     args = ["sweep", str(scenario), "--out", str(out), "--executor", "serial", "--no-progress"]
     result = CliRunner().invoke(cli.main, args)
     assert result.exit_code == 0, result.output
-    assert "4 points, 8 platform results, 0 failed point(s)" in result.output and "Pareto frontier" in result.output
+    assert "points: 4 in the sweep, 6 distinct platform configurations to simulate, 6 simulated ok" in result.output
+    assert "Pareto frontier" in result.output
     assert f"in {out / 'plots'}" in result.output and not (out / "report.html").exists()
     result = CliRunner().invoke(cli.main, [*args, "--report"])
     assert result.exit_code == 0, result.output

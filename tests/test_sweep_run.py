@@ -58,8 +58,11 @@ def test_serial_processes_and_dask_give_identical_tables(scenario_file, tmp_path
     serial = run_sweep(sc, tmp_path / "serial", executor="serial", progress=False)
     processes = run_sweep(sc, tmp_path / "processes", executor="processes", workers=2, progress=False)
     dask = run_sweep(sc, tmp_path / "dask", executor="dask", workers=2, progress=False)
-    assert len(serial) == 6 * 2 and (serial["status"] == "ok").all()
+    # 6 points; Lambda differs at each (rate x memory), the VM only with the rate: 6 + 3 rows.
+    assert len(serial) == 6 + 3 and (serial["status"] == "ok").all()
     assert sorted(serial["param.trace.rate_rps"].unique()) == [1, 4, 16]
+    vm = serial[serial["platform"] == "vm"]
+    assert list(vm["point"]) == [0, 2, 4] and vm["param.lambda.memory_mb"].isna().all()
     for other in (processes, dask):
         pd.testing.assert_frame_equal(_sorted(serial), _sorted(other), check_exact=True)
     on_disk = pd.read_parquet(tmp_path / "serial" / "sweep.parquet")
@@ -71,9 +74,10 @@ def test_a_failing_point_is_reported_and_the_others_complete(scenario_file, tmp_
     scenario_file.write_text(text)
     table = run_sweep(load_scenario(scenario_file), tmp_path / "out", executor="serial", progress=False)
     failed = table[table["status"] == "error"]
-    assert sorted(failed["point"]) == [1, 3, 5]
+    assert sorted(failed["point"]) == [1, 3, 5] and (failed["platform"] == "lam").all()
     assert failed["error"].str.contains("memory_mb").all() and failed["error"].str.contains("sweep point").all()
-    assert (table[table["status"] == "ok"].groupby("point").size() == 2).all()
+    ok = table[table["status"] == "ok"]
+    assert (ok.groupby("point").size() == 2).all() and sorted(ok["point"].unique()) == [0, 2, 4]
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(scenario_file, tmp_path):
@@ -110,10 +114,12 @@ def test_cli_sweep_prints_the_answer(scenario_file, tmp_path):
     result = CliRunner().invoke(cli.main, ["sweep", str(scenario_file), "--out", str(tmp_path / "o"),
                                            "--executor", "serial", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "6 points, 12 platform results, 0 failed point(s)" in result.output
+    assert "points: 6 in the sweep, 9 distinct platform configurations to simulate, 9 simulated ok" in result.output
+    assert "failures: none" in result.output
     assert "Pareto frontier (cost against p99) at 4 req/s:" in result.output
-    assert "cheapest meeting the SLO at 16 req/s:" in result.output
+    assert "cheapest meeting the SLO (p99_ms=300.0) at 16 req/s:" in result.output
     assert "break-even load:" in result.output
+    assert "sensitivity to lambda.memory_mb 512 → 1024: lam (trace.rate_rps=16): cost" in result.output
     assert (tmp_path / "o" / "sweep.csv").exists()
     bad = CliRunner().invoke(cli.main, ["sweep", str(scenario_file), "--out", str(tmp_path / "o"), "--executor",
                                         "threads"])

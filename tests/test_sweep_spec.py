@@ -134,6 +134,38 @@ def test_every_path_kind_sets_the_right_platforms_only(tmp_path):
     assert s.platforms[1].memory_mb == 3008
 
 
+def test_each_platform_configuration_is_simulated_once_at_its_first_point(tmp_path):
+    s = scenario(tmp_path, """\
+        sweep:
+          grid:
+            trace.rate_rps: [1, 10]
+            lambda.memory_mb: [512, 2048]
+            platforms.lambda-3g.keep_alive_s: [60, 600]
+            ec2.instances: [1, 2]
+        """)
+    spec = parse_sweep(s)
+    runs = [p.runs for p in spec.points]
+    assert len(runs) == 16
+    trace, lam, ka, ec2 = "trace.rate_rps", "lambda.memory_mb", "platforms.lambda-3g.keep_alive_s", "ec2.instances"
+    # lambda-1g sees the rate and the memory; lambda-3g also its keep-alive; ec2-1x the rate and its fleet.
+    assert runs[0] == {"lambda-1g": (trace, lam), "lambda-3g": (trace, lam, ka), "ec2-1x": (trace, ec2)}
+    assert runs[1] == {"ec2-1x": (trace, ec2)}                    # only the fleet changed
+    assert runs[2] == {"lambda-3g": (trace, lam, ka)}             # only lambda-3g's keep-alive changed
+    assert runs[3] == {}                                          # nothing new
+    counts = {name: sum(name in r for r in runs) for name in ("lambda-1g", "lambda-3g", "ec2-1x")}
+    assert counts == {"lambda-1g": 2 * 2, "lambda-3g": 2 * 2 * 2, "ec2-1x": 2 * 2}
+
+
+def test_a_swept_seed_or_warmup_applies_to_every_platform(tmp_path):
+    s = scenario(tmp_path, """\
+        sweep:
+          grid: {seed: [1, 2], lambda.memory_mb: [512, 1024]}
+        """)
+    runs = [p.runs for p in parse_sweep(s).points]
+    assert runs[0]["ec2-1x"] == ("seed",) and "ec2-1x" not in runs[1] and runs[2]["ec2-1x"] == ("seed",)
+    assert all(set(r) >= {"lambda-1g", "lambda-3g"} for r in runs)
+
+
 def test_points_keep_the_scenario_seed_and_do_not_share_state(tmp_path):
     s = scenario(tmp_path, """\
         sweep:
