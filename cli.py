@@ -730,6 +730,99 @@ def sweep(scenario, out_dir, executor, address, workers, progress, pricing_path,
 
 
 @main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", "target_kind", required=True,
+              type=click.Choice(["local-lambda", "local-server", "aws-lambda", "aws-ec2", "http"]),
+              help="Where to replay: the local stand-ins, AWS (deployed and torn down), or any URL.")
+@click.option("--duration", default="5m", show_default=True, help="The window to replay (e.g. 90s, 5m).")
+@click.option("--start", default="0s", show_default=True, help="Where in the trace the window starts.")
+@click.option("--platform", "platform_name", help="The scenario's platform to validate (default: the first of the "
+                                                    "target's kind).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the replay's measurement table, the comparison, validation.json and plots.")
+@click.option("--url", help="http: the URL to replay against.")
+@click.option("--model", help="The model to deploy (zoo name or .onnx file; default: the profile's, by name).")
+@click.option("--max-error", "max_error", help="Fail (exit 3) when an |error| exceeds its limit, in %, e.g. "
+                                                "p50=5,p95=10,p99=10,cold_starts=10,billed_gb_s=5,cost_usd=5.")
+@click.option("--allow-inline", is_flag=True, help="Validate a platform whose service times are inline in the "
+                                                    "scenario (not from a calibration profile).")
+@click.option("--allow-cidr", help="aws-ec2: the CIDR allowed to reach the instance (default: this machine's address).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@aws_options
+@pricing_option
+@user_errors
+@needs_local_extra
+def validate(scenario, target_kind, duration, start, platform_name, out_dir, url, model, max_error, allow_inline,
+             allow_cidr, progress, region, endpoint_url, profile, pricing_path):
+    """Replay a window of SCENARIO's trace live against a target and compare with the prediction.
+
+    Each request is sent at its arrival time (open loop: no coordinated omission); the same
+    arrivals are simulated with the scenario's profile, which must come from an earlier, separate
+    calibration. Prints measured, predicted and error % for p50/p90/p95/p99 latency, cold starts,
+    rejections and the bill, and the client's own send lag.
+
+    \b
+    Examples:
+      servesim validate scenarios/examples/validate-tabular.yaml --target local-lambda --duration 2m --out out/v
+      servesim validate my.yaml --target local-server --max-error p50=5,p99=10 --out out/v-server
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from calibrate.validate import check_thresholds, parse_thresholds, validate as run_validate
+    from deploy.procs import install_signal_handlers
+    from scenarios.loader import load_scenario
+    from sim.units import parse_duration_s
+
+    limits = parse_thresholds(max_error)
+    duration_s = parse_duration_s(duration, source="command line", key="--duration", allow_zero=False)
+    start_s = parse_duration_s(start, source="command line", key="--start")
+    aws = None
+    if target_kind.startswith("aws-"):
+        from deploy.aws.ec2_deploy import caller_cidr
+
+        ctx = _aws_context(region, endpoint_url, profile)
+        aws = {"ctx": ctx, "allow_cidr": allow_cidr or (caller_cidr() if target_kind == "aws-ec2" else None)}
+    sc = load_scenario(scenario)
+    install_signal_handlers()
+    try:
+        v = run_validate(sc, target_kind, out_dir, duration_s=duration_s, start_s=start_s, platform_name=platform_name,
+                         model=model, url=url, aws=aws, allow_inline=allow_inline, progress=progress, pricing_path=pricing_path,
+                         echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: the replayed requests are in {Path(out_dir) / 'replay.parquet'}", err=True)
+        sys.exit(130)
+    _print_validation(v, Console(width=120), Table)
+    problems = check_thresholds(v, limits)
+    for p in problems:
+        click.echo(f"FAIL {p}", err=True)
+    if problems:
+        sys.exit(3)
+
+
+def _print_validation(v, console, Table) -> None:
+    t = Table(title=f"{v.platform} on {v.target}: {v.requests} requests over {v.window_s:g} s")
+    for col in ("metric", "measured", "predicted", "error %", "note"):
+        t.add_column(col, justify="left" if col in ("metric", "note") else "right")
+
+    def fmt(x):
+        return "-" if x is None else f"{x:.4g}"
+    for r in v.rows:
+        err = "-" if r["error_pct"] is None else f"{r['error_pct']:+.1f}"
+        t.add_row(r["metric"], fmt(r["measured"]), fmt(r["predicted"]), err, r["note"])
+    console.print(t)
+    lag = v.lag
+    if lag.get("n"):
+        console.print(f"client send lag: p50 {lag['p50_ms']:.2f} ms, p99 {lag['p99_ms']:.2f} ms, max "
+                      f"{lag['max_ms']:.1f} ms; {lag['senders']} sender threads, at most {lag['max_in_flight']} "
+                      "requests in flight", highlight=False)
+    for note in v.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"results: {v.out_dir / 'validation.json'}; plots: "
+                  f"{', '.join(p.name for p in v.plots)} in {v.out_dir / 'plots'}", highlight=False)
+
+
+@main.command()
 @click.argument("measurements", type=click.Path(exists=True, path_type=Path), nargs=-1, required=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The profile to write (JSON, schema servesim.profile/1).")
