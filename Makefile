@@ -12,10 +12,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,local,tabular,minilm,aws,distributed]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/servesim simulate scenarios/examples/classifier-5rps.yaml
-	$(VENV)/bin/servesim simulate scenarios/examples/classifier-50rps.yaml
-	$(VENV)/bin/servesim simulate scenarios/examples/classifier-500rps.yaml
+# The end-to-end demo on the embedded local default (no cloud account): build, calibrate, simulate
+# a month, break-even, validate live against the local targets, report (out/demo/report.html).
+demo: $(STAMP) rie
+	$(VENV)/bin/servesim demo --out out/demo
 
 # AWS's Lambda Runtime Interface Emulator, extracted from the aws-sam-cli wheel (SAM itself is not installed).
 rie: $(STAMP)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -374,6 +375,8 @@ def _echo_lines(lines) -> None:
 @click.option("--quick", is_flag=True, help="A small campaign (about a minute): for trying things and tests.")
 @click.option("--cold", "n_cold", type=click.IntRange(0, 10000), help="Cold starts per configuration (default 20; quick 3).")
 @click.option("--warm", "n_warm", type=click.IntRange(1, 10**6), help="Sequential warm requests (default 500; quick 50).")
+@click.option("--warm-gap", "warm_gap_s", type=click.FloatRange(0, 60), help="Idle seconds before each warm request "
+              "(default 0.1: the latency of a request reaching an idle worker; 0: back to back).")
 @click.option("--levels", help="Load levels: concurrent clients, comma-separated (default 1,2,4,...,32; quick 1,2).")
 @click.option("--level-s", type=click.FloatRange(0.5, 3600), help="Seconds per load level (default 10; quick 2).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted campaign in --out.")
@@ -393,8 +396,8 @@ def _echo_lines(lines) -> None:
 @pricing_option
 @user_errors
 @needs_local_extra
-def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body, out, quick, n_cold, n_warm, levels,
-              level_s, resume, progress, architecture, timeout_s, function, allow_cidr, allow_anywhere, max_cost_usd,
+def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body, out, quick, n_cold, n_warm, warm_gap_s,
+              levels, level_s, resume, progress, architecture, timeout_s, function, allow_cidr, allow_anywhere, max_cost_usd,
               dry_run, keep, region, endpoint_url, profile, pricing_path):
     """Measure cold starts, warm latency and throughput of a model on a TARGET into a table.
 
@@ -418,7 +421,8 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
     if target.startswith("aws-"):
         if not model:
             raise click.UsageError(f"{target} needs --model")
-        settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s)
+        settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s,
+                                warm_gap_s=warm_gap_s)
         tgt = _aws_target(target, model, memory_mb, instance_type, architecture, timeout_s, function, allow_cidr,
                           allow_anywhere, keep, _aws_context(region, endpoint_url, profile), settings, max_cost_usd,
                           dry_run, pricing_path)
@@ -437,7 +441,7 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
     install_signal_handlers()
     try:
         summary = run_campaign(tgt, out, quick=quick, resume=resume, progress=progress, n_cold=n_cold, n_warm=n_warm,
-                               load_levels=load_levels, level_s=level_s)
+                               load_levels=load_levels, level_s=level_s, warm_gap_s=warm_gap_s)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows measured so far are in {out}; rerun with --resume to continue", err=True)
         sys.exit(130)
@@ -820,6 +824,43 @@ def _print_validation(v, console, Table) -> None:
         console.print(f"note: {note}", highlight=False)
     console.print(f"results: {v.out_dir / 'validation.json'}; plots: "
                   f"{', '.join(p.name for p in v.plots)} in {v.out_dir / 'plots'}", highlight=False)
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"),
+              show_default=True, help="Folder for everything the demo makes (a rerun reuses what is there).")
+@click.option("--days", type=click.FloatRange(0.1, 366), default=30.0, show_default=True,
+              help="Simulated days of the diurnal trace.")
+@click.option("--validate-s", type=click.FloatRange(5, 3600), default=45.0, show_default=True,
+              help="Seconds replayed live against each local target.")
+@click.option("--executor", type=click.Choice(["serial", "processes"]), default="processes", show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@user_errors
+@needs_local_extra
+def demo(out_dir, days, validate_s, executor, progress):
+    """The whole product on this machine, no cloud account: build a small model, calibrate it on
+    the local targets, simulate a month for several Lambda sizes and EC2 fleets, find the
+    break-even load, validate the prediction live, and write a report.
+
+    \b
+    Example:
+      servesim demo --out out/demo
+    """
+    from deploy.procs import install_signal_handlers
+    from scenarios.demo import run_demo
+
+    install_signal_handlers()
+    t0 = time.perf_counter()
+    try:
+        result = run_demo(out_dir, echo=click.echo, progress=progress, month_days=days, validate_s=validate_s,
+                          executor=executor)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: what was finished is in {out_dir}; run the same command to continue", err=True)
+        sys.exit(130)
+    click.echo("")
+    for line in result.lines():
+        click.echo(line)
+    click.echo(f"demo took {time.perf_counter() - t0:.0f} s")
 
 
 @main.command()

@@ -6,7 +6,14 @@ noisy), then for each of the target's configurations measures, in this order:
 1. **cold** — `n_cold` forced cold starts (a new Lambda environment; a new server process), one
    after the other, with nothing else of the target running.
 2. **warm** — the configuration is brought up, `warmup` requests (plus the target's own, e.g.
-   three per server worker) are sent and *not recorded*, then `n_warm` sequential requests are.
+   three per server worker) are sent and *not recorded*, then `n_warm` sequential requests are,
+   each after an idle pause of `warm_gap_s` (100 ms). A request that reaches an idle worker
+   takes longer than one sent back to back (the client's, the server's and the worker's threads
+   have to wake up: on this host a tiny model answers in 0.65 ms back to back and in 2.2 ms
+   after 50 ms or more of idleness, and a Lambda environment in 1.0 and 2.2 ms), and requests
+   in production, and in a replayed trace, mostly arrive at idle workers: the warm distribution
+   is that of a request arriving at an idle worker (``servesim validate`` showed this mechanism;
+   ``warm_gap_s: 0`` measures back to back as before).
 3. **load** — closed loop at increasing concurrency (`load_levels`, clients each sending its
    next request as soon as the previous one is answered) for `level_s` seconds per level, after
    two unrecorded requests per client (on Lambda these start the level's environments). Per
@@ -53,7 +60,8 @@ class CampaignSettings:
     """How much to measure. `load_levels`: closed-loop clients per level, increasing;
     `level_s`: seconds measured per level; `warmup`: unrecorded requests before the warm phase;
     `knee_growth`: the throughput growth below which the levels stop; `p99_explode`: the factor
-    over the first level's p99 at which they stop; `flush_rows`: rows per part file at most."""
+    over the first level's p99 at which they stop; `flush_rows`: rows per part file at most;
+    `warm_gap_s`: the idle pause before each warm request."""
 
     n_cold: int
     n_warm: int
@@ -64,6 +72,7 @@ class CampaignSettings:
     p99_explode: float = 10.0
     quick: bool = False
     flush_rows: int = 2000
+    warm_gap_s: float = 0.1
 
     def __post_init__(self):
         if self.n_cold < 0 or self.n_warm < 0 or self.warmup < 0:
@@ -75,6 +84,8 @@ class CampaignSettings:
         object.__setattr__(self, "load_levels", levels)
         if not self.level_s > 0:
             raise ServesimError(f"level_s must be > 0, got {self.level_s}")
+        if not 0 <= self.warm_gap_s <= 60:
+            raise ServesimError(f"warm_gap_s must be from 0 to 60 s, got {self.warm_gap_s}")
 
 
 QUICK = CampaignSettings(n_cold=3, n_warm=50, warmup=5, load_levels=(1, 2), level_s=2.0, quick=True)
@@ -82,10 +93,12 @@ FULL = CampaignSettings(n_cold=20, n_warm=500, warmup=20, load_levels=(1, 2, 4, 
 
 
 def settings_for(quick: bool = False, *, n_cold: int | None = None, n_warm: int | None = None,
-                 load_levels: Sequence[int] | None = None, level_s: float | None = None) -> CampaignSettings:
+                 load_levels: Sequence[int] | None = None, level_s: float | None = None,
+                 warm_gap_s: float | None = None) -> CampaignSettings:
     """The quick or full sizes, with any of them overridden."""
     base = QUICK if quick else FULL
-    changes = {k: v for k, v in dict(n_cold=n_cold, n_warm=n_warm, level_s=level_s).items() if v is not None}
+    changes = {k: v for k, v in dict(n_cold=n_cold, n_warm=n_warm, level_s=level_s, warm_gap_s=warm_gap_s).items()
+               if v is not None}
     if load_levels is not None:
         changes["load_levels"] = tuple(load_levels)
     return CampaignSettings(**{**asdict(base), **changes})
@@ -357,7 +370,8 @@ def new_run_id() -> str:
 
 def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume: bool = False,
                  n_cold: int | None = None, n_warm: int | None = None, load_levels: Sequence[int] | None = None,
-                 level_s: float | None = None, progress: bool = True, host: dict | None = None,
+                 level_s: float | None = None, warm_gap_s: float | None = None, progress: bool = True,
+                 host: dict | None = None,
                  echo: Callable[[str], None] | None = None,
                  on_unit: Callable[[str, dict], None] | None = None) -> CampaignSummary:
     """Measure `target` into the table folder `out` (see the module docstring).
@@ -371,7 +385,8 @@ def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume
     from calibrate.host import warnings as host_warnings
 
     t_start = time.perf_counter()
-    settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s)
+    settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s,
+                            warm_gap_s=warm_gap_s)
     writer = TableWriter(out, new_run_id(), resume=resume, flush_rows=settings.flush_rows)
     bars = _Bars(progress)
 
@@ -483,6 +498,8 @@ class _Run:
         advance, _ = self.bars.task(f"{config.label} warm", self.settings.n_warm)
         samples = []
         for i in range(self.settings.n_warm):
+            if self.settings.warm_gap_s:
+                time.sleep(self.settings.warm_gap_s)
             s = client.call()
             samples.append(s)
             self.writer.append([_row(base, "warm", None, 1, i, s)])
