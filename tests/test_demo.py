@@ -13,7 +13,7 @@ pytest.importorskip("sklearn")
 
 
 @pytest.mark.slow
-def test_demo_small(tmp_path, monkeypatch):
+def test_demo_small(tmp_path):
     import cli
     from deploy.procs import live_processes
     from deploy.rie import rie_path
@@ -23,7 +23,6 @@ def test_demo_small(tmp_path, monkeypatch):
         rie_path()
     except ServesimError as exc:
         pytest.skip(f"the Lambda Runtime Interface Emulator is not installed (make rie): {exc}")
-    monkeypatch.setenv("SERVESIM_CACHE", str(tmp_path / "cache"))  # the model is built here, from nothing
     out = tmp_path / "demo"
     result = CliRunner().invoke(cli.main, ["demo", "--out", str(out), "--days", "1", "--validate-s", "8",
                                            "--executor", "serial", "--no-progress"])
