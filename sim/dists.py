@@ -125,9 +125,25 @@ class ScipyDist(Distribution):
         if lo < 0:
             raise ValueError(f"scipy.stats.{family}{self.params} takes negative values; durations must be >= 0 (set loc)")
         self._mean = m
+        # lognorm, the common case, skips scipy's generic `ppf` (argument checks, masks, `place`),
+        # which costs more than the quantiles themselves. It is scipy's own `lognorm._ppf` then
+        # ``* scale + loc``, the same operations on the same values: the same floats for every u,
+        # 0 and 1 included (``ndtri`` gives -inf and inf there), and NaN outside [0, 1] as scipy.
+        self._lognorm = ((self.params["s"], self.params.get("scale", 1.0), self.params.get("loc", 0.0))
+                         if family == "lognorm" else None)
 
     def ppf(self, u):
-        return self._frozen.ppf(u)
+        if self._lognorm is None:
+            return self._frozen.ppf(u)
+        from scipy.special import ndtri
+
+        s, scale, loc = self._lognorm
+        x = np.asarray(ndtri(u))  # a new array: the steps below work in place
+        x *= s
+        np.exp(x, out=x)
+        x *= scale
+        x += loc
+        return x if x.ndim else x[()]
 
     def mean(self) -> float:
         return self._mean

@@ -92,6 +92,46 @@ def test_ppf_at_zero_is_support_start():
     assert Empirical([5.0, 1.0, 3.0]).ppf(np.array([0.0]))[0] == 1.0
 
 
+LOGNORM_PARAMS = [  # tests' and benchmarks' parameter sets, and extremes
+    {"s": 0.25, "scale": 8.5}, {"s": 0.3, "scale": 1000.0}, {"s": 0.25, "scale": 7.0}, {"s": 0.4, "scale": 95.0},
+    {"s": 0.6, "scale": 50.0, "loc": 10.0}, {"s": 0.6, "scale": 120.0}, {"s": 0.3, "scale": 400.0},
+    {"s": 1.2, "scale": 0.02}, {"s": 0.5, "scale": 10.0, "loc": 2.0}, {"s": 3.0, "scale": 1e-3, "loc": 0.5},
+    {"s": 0.05}, {"s": 2.0, "scale": 1e6},
+]
+
+
+@pytest.mark.parametrize("params", LOGNORM_PARAMS, ids=[str(p) for p in LOGNORM_PARAMS])
+def test_lognorm_ppf_is_scipys_bit_for_bit(params):
+    """ScipyDist's own lognorm quantiles are exactly those of scipy's frozen distribution: the
+    engines' durations (and results pinned in other tests) do not depend on which computes them."""
+    d = ScipyDist("lognorm", params)
+    ref = st.lognorm(**params).ppf
+    rng = np.random.default_rng(SEED)
+    edges = np.array([0.0, 5e-324, 1e-300, 1e-20, 1e-10, 0.5, 1 - 2**-53, 1 - 2**-52, 0.9999999, 1.0])
+    cases = [rng.random(1_000_003), rng.random(50_000) ** 40, 1.0 - rng.random(50_000) ** 40, edges,
+             rng.random(65_536)[5::3], rng.random((7, 9)), np.concatenate([edges, rng.random(100)]),
+             np.array([-0.0, -0.5, 1.5, np.nan]), rng.random(1), np.zeros(0)]
+    for u in cases:
+        got, want = d.ppf(u), ref(u)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert np.array_equal(got, want, equal_nan=True)
+        real = ~np.isnan(want)  # (NaN, outside [0, 1]: scipy's is positive, ours has any sign)
+        assert np.array_equal(np.signbit(got[real]), np.signbit(want[real]))
+    for x in (0.0, 0.3, 1 - 2**-53):
+        assert d.ppf(x) == ref(x) and type(d.ppf(x)) is type(ref(x))
+    assert np.array_equal(d.ppf([0.1, 0.7]), ref([0.1, 0.7]))
+
+
+@pytest.mark.parametrize("name,dist,mean", FAMILIES, ids=IDS)
+def test_ppf_is_elementwise(name, dist, mean):
+    """The fast engine maps windows of a chunk's uniforms (its cold starts) where the SimPy
+    engine maps the whole chunk: the values must not depend on the slice."""
+    u = np.random.default_rng(SEED).random(5000)
+    whole = dist.ppf(u)
+    for a, b in ((0, 1), (3, 4), (17, 273), (256, 768), (4095, 5000)):
+        np.testing.assert_array_equal(dist.ppf(u[a:b]), whole[a:b])
+
+
 # --------------------------------------------------------------------------- empirical
 
 def test_empirical_returns_only_given_samples_uniformly():

@@ -316,6 +316,25 @@ def test_request_draws_are_those_of_request_streams():
         assert np.array_equal(d.warm, warm.random(n)) and np.array_equal(d.routing, route.random(n))
 
 
+def test_least_outstanding_choice_is_the_references():
+    """The compiled choice (one branch-free pass) against `EC2Model._choose`'s loop, on fleets
+    whose loads tie often, the least loaded first, last or anywhere in `serving` order."""
+    rng = np.random.default_rng(11)
+    for _ in range(3000):
+        slots = int(rng.integers(1, 12))
+        inst = np.zeros((fast.I_N, slots + 3), np.int64)
+        inst[fast.I_BUSY, :slots] = rng.integers(0, 3, slots)
+        inst[fast.I_QLEN, :slots] = rng.integers(0, 2, slots) * rng.integers(0, 3, slots)
+        n = int(rng.integers(1, slots + 1))
+        serving = np.zeros(slots + 3, np.int64)
+        serving[:n] = rng.permutation(slots)[:n]
+        u = float(rng.choice([0.0, rng.random(), np.nextafter(1.0, 0.0)]))
+        loads = [int(inst[fast.I_BUSY, s] + inst[fast.I_QLEN, s]) for s in serving[:n]]
+        ties = [int(s) for s, load in zip(serving[:n], loads) if load == min(loads)]
+        want = ties[min(int(u * len(ties)), len(ties) - 1)]
+        assert fast._least_outstanding(u, n, inst, serving, np.zeros(4 * (slots + 3), np.int64)) == want
+
+
 def test_ring_holds_only_the_chunks_in_flight():
     cfg = ec2(service={"dist": "expon", "mean": 100}, instances=2, workers_per_instance=1, queue_limit=30)
     run = fast._Run(cfg, 1, 0.0, PERIOD_S)

@@ -104,6 +104,47 @@ def test_property_identical_to_simpy(reuse, rate, keep, limit, burst, refill, pc
     assert_identical(both(cfg, Poisson(rate, 20.0), seed=seed, warmup_s=warmup, chunk_size=chunk))
 
 
+@pytest.mark.parametrize("keep_alive_s", [0.02, 0.7, 30.0])
+def test_cold_starts_throughout_large_chunks_identical_to_simpy(keep_alive_s):
+    """Cold starts dense (every request), sparse, and only at the start of a long chunk: the
+    INIT durations are computed in windows of the chunk that grow (FastLambda.chunk)."""
+    cfg = lam(warm=LOGN, cold=INIT, keep_alive_s=keep_alive_s)
+    pair = both(cfg, Poisson(30.0, 2500.0), seed=3, chunk_size=65536)
+    assert_identical(pair)
+    assert pair[1][1].cold.sum() > 20
+
+
+def test_billed_sums_are_lambda_billed_ms_summed():
+    """`lambda_billed_sums` (LambdaModel.account) against `lambda_billed_ms` on the masked arrays,
+    totals next to whole milliseconds (where the 1 ns rounding decides) included."""
+    from sim.billing import lambda_billed_ms, lambda_billed_sums
+
+    rng = np.random.default_rng(5)
+    n = 200_000
+    for timeout_ms in (900_000.0, 50.0, 10.5):
+        work = np.concatenate([rng.lognormal(2, 1.5, n // 2),
+                               rng.integers(0, 10**8, n // 2) * 1e-6 + rng.choice([0, 5e-7, 4.9999e-7, 1e-9], n // 2)])
+        init = rng.lognormal(6, 0.5, n)
+        cold = rng.random(n) < 0.3
+        init[~cold & (rng.random(n) < 0.5)] = np.nan  # never read
+        served = rng.random(n) < 0.9
+        on_pc = rng.random(n) < 0.2
+        for with_init in (True, False):
+            w = np.minimum(work[served], timeout_ms)
+            i = np.where(cold[served], init[served], 0.0) if with_init else 0.0
+            billed = lambda_billed_ms(w, i)
+            pc = on_pc[served]
+            want = (int(served.sum()), int(billed[pc].sum()), int(billed[~pc].sum()))
+            assert lambda_billed_sums(served, work, timeout_ms, init if with_init else None, cold, on_pc) == want
+    bad = np.array([1.0, -1.0])
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        lambda_billed_ms(bad)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        lambda_billed_sums(np.ones(2, bool), bad, 100.0, None, np.zeros(2, bool), np.zeros(2, bool))
+    assert lambda_billed_sums(np.array([True, False]), np.array([1.5, np.nan]), 100.0, None, np.zeros(2, bool),
+                              np.zeros(2, bool)) == (1, 0, 2)
+
+
 def test_fast_is_refused_where_it_does_not_model_the_platform(monkeypatch):
     import sim.engine_fast as engine_fast
     from sim.run import resolve_engine

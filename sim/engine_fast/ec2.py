@@ -221,18 +221,20 @@ def _drain(s, I, X, inst, serving, free, terminated, T, B):
 def _least_outstanding(u, n, inst, serving, ties):
     """EC2Model._choose for least_outstanding over the n > 0 instances in service: the least
     loaded, ties (in `serving` order, collected in `ties`) broken by the uniform u."""
-    # Two branch-free passes (the loads are random: branches on them mispredict).
+    # One pass without branches on the loads (they are random: branches on them mispredict):
+    # a lower load restarts the ties, an equal one is kept (a higher one is written past the
+    # ties and not counted). The variable store index also keeps LLVM from vectorising the
+    # loop into gathers, which cost more than the few instances they would save.
     best = inst[I_BUSY, serving[0]] + inst[I_QLEN, serving[0]]
-    for k in range(1, n):
-        s = serving[k]
-        best = min(best, inst[I_BUSY, s] + inst[I_QLEN, s])
     nt = 0
     for k in range(n):
         s = serving[k]
+        load = inst[I_BUSY, s] + inst[I_QLEN, s]
+        nt *= load >= best
+        best = min(best, load)
         ties[nt] = s
-        nt += inst[I_BUSY, s] + inst[I_QLEN, s] == best
+        nt += load == best
     return ties[min(int(u * nt), nt - 1)]
-
 
 
 @njit(cache=True, _nrt=False, inline="always")

@@ -222,22 +222,34 @@ def _free_slot(EI, free, ist, s):
 
 # ---- the chunk ------------------------------------------------------------------------------
 
+@njit(cache=True, inline="always")
+def _throttle(j, status, cold, latency, done, prov):
+    """Request j is throttled: no latency, no completion."""
+    status[j] = THROTTLED
+    cold[j] = False
+    latency[j] = np.nan
+    done[j] = np.nan
+    prov[j] = False
+
+
 @njit(cache=True, _nrt=False)  # no reference counting: the kernel never allocates (see _reserve)
 def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy, limit, pc, burst, refill,
            timeout_ms, status, cold, latency, done, prov,
            fs, ist, EI, EF, items, free, ht, he, hc, xt, xe, xc, at_s, at_b, bt_s, bt_b,
-           mode, until_t, j_start, init_from, resume):
+           mode, until_t, j_start, init_to, resume):
     """Run the chunk's arrivals (mode 0), or drain (mode 1: until no request is in flight;
     mode 2: every event before (until_t, next id), then advance to until_t; mode 3: every event
     at the current time scheduled before the next id). The caller has made every array large
     enough for the call (`FastLambda._reserve`): the kernel never reassigns an array, which
     would cost atomic reference counting on every iteration.
 
-    Mode 0 starts at request `j_start`; `init_ms` holds INIT durations from `init_from` on. A
-    cold start of an earlier request stops the call before anything of that request is done
-    but its events (the return value is its index, below the chunk's size): the caller fills
-    `init_ms` from there and calls again with ``j_start = init_from =`` that index and
-    `resume`: the request resumes where it stopped (its arrival event is not scheduled twice)."""
+    Mode 0 starts at request `j_start`; `init_ms` holds INIT durations of the requests below
+    `init_to` from the first cold start on. A cold start of a later request stops the call before
+    anything of that request is done but its events (the return value is its index, below the
+    chunk's size): the caller fills `init_ms` from there and calls again with `j_start` that
+    index, a larger `init_to` and `resume`: the request resumes where it stopped (its arrival
+    event is not scheduled twice). Every request run gets all its outcomes (status, cold,
+    latency, done, prov) written: the caller's arrays need no initial values."""
     n_req = t_arr.size if mode == 0 else 0
     j = j_start
     while True:
@@ -357,7 +369,7 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
         now = target_t
         fs[S_NOW] = now
         if ist[I_BUSY] >= limit:
-            status[j] = THROTTLED
+            _throttle(j, status, cold, latency, done, prov)
             j += 1
             continue
         u = route[j]
@@ -366,13 +378,13 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
             s = _pool_pick(policy, 0, u, EI, items, ist)
         init = 0.0
         if s < 0:
-            if j < init_from:
+            if j >= init_to:
                 return j  # a cold start needs its INIT duration: computed by the caller
             tokens = fs[S_TOKENS] + (now - fs[S_TOKENS_AT]) * refill
             fs[S_TOKENS] = tokens if tokens < burst else float(burst)
             fs[S_TOKENS_AT] = now
             if fs[S_TOKENS] < 1.0:
-                status[j] = THROTTLED
+                _throttle(j, status, cold, latency, done, prov)
                 j += 1
                 continue
             fs[S_TOKENS] -= 1.0
@@ -380,15 +392,16 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
             tally_set(at_s, at_b, now, ist[I_ALIVE])
             init = init_ms[j]
             cold[j] = True
+            prov[j] = False
         else:
             EI[s, F_IDLE] = 0
-            if EI[s, F_PROV] == 1:
-                prov[j] = True
+            cold[j] = False
+            prov[j] = EI[s, F_PROV] == 1
         work = work_ms[j]
         timed_out = work > timeout_ms
         if timed_out:
             work = timeout_ms
-            status[j] = TIMEOUT
+        status[j] = TIMEOUT if timed_out else OK
         lat_ms = init + work
         lat_s = lat_ms / 1000.0
         latency[j] = lat_ms
@@ -473,7 +486,7 @@ class FastLambda:
             if k > bins.size:
                 setattr(self, f"{name}_b", _grown(bins, k))
 
-    def _call(self, t, work, init, keep, route, outs, mode, until_t=0.0, j_start=0, init_from=0, resume=False):
+    def _call(self, t, work, init, keep, route, outs, mode, until_t=0.0, j_start=0, init_to=0, resume=False):
         cfg = self.cfg
         if mode == 0:
             until_s = float(t[-1]) if t.size else self.now
@@ -488,34 +501,37 @@ class FastLambda:
                       cfg.concurrency_limit, cfg.provisioned_concurrency, float(cfg.scale_burst),
                       float(cfg.scale_refill_per_s), self.model.timeout_ms, *outs,
                       self.fs, self.ist, self.EI, self.EF, self.items, self.free, *self.heap, *self.timers,
-                      self.at_s, self.at_b, self.bt_s, self.bt_b, mode, until_t, j_start, init_from, resume)
+                      self.at_s, self.at_b, self.bt_s, self.bt_b, mode, until_t, j_start, init_to, resume)
 
     def chunk(self, t_arr: np.ndarray, draws):
         """Run one chunk of arrivals; the per-request outcomes as arrays."""
         cfg, n = self.cfg, t_arr.size
         svc = cfg.service
         work = np.asarray(svc.warm_ms.ppf(draws.warm), dtype=np.float64)
-        # INIT durations only from the first cold start on: most chunks of a steady load have
-        # none. Values before that index are never read; they are NaN, not a draw.
-        init = np.full(n, np.nan)
         keep = (np.asarray(self.model.keep_dist.ppf(draws.keepalive), dtype=np.float64)
                 if self.model.keep_dist is not None else _EMPTY)
-        status = np.zeros(n, np.int8)
-        cold = np.zeros(n, np.bool_)
-        latency = np.full(n, np.nan)
-        done = np.full(n, np.nan)
-        prov = np.zeros(n, np.bool_)
+        status = np.empty(n, np.int8)
+        cold = np.empty(n, np.bool_)
+        latency = np.empty(n)
+        done = np.empty(n)
+        prov = np.empty(n, np.bool_)
         t_arr = np.ascontiguousarray(t_arr, dtype=np.float64)
         route = np.asarray(draws.routing, dtype=np.float64) if draws.routing is not None else _EMPTY
         outs = (status, cold, latency, done, prov)
-        j, init_from = 0, n
+        # INIT durations only from the first cold start on, in windows that double from
+        # _INIT_WINDOW: most chunks of a steady load have none or a few cold starts, and `ppf` of
+        # the whole rest of the chunk would cost more than the chunk's simulation. The values are
+        # those of `ppf` of the whole chunk (`ppf` is elementwise). Values outside the windows are
+        # never read; they are NaN, not a draw.
+        init = np.full(n, np.nan)
+        j, init_to, window = 0, 0, _INIT_WINDOW
         while True:
-            j = self._call(t_arr, work, init, keep, route, outs, 0, j_start=j, init_from=init_from,
-                           resume=init_from < n)
+            j = self._call(t_arr, work, init, keep, route, outs, 0, j_start=j, init_to=init_to, resume=init_to > 0)
             if j >= n:
                 break
-            init[j:] = svc.cold_init_ms.ppf(draws.cold[j:])
-            init_from = j
+            init_to = min(n, j + window)
+            init[j:init_to] = svc.cold_init_ms.ppf(draws.cold[j:init_to])
+            window *= 2
         return work, init, status, cold, latency, done, prov
 
     def drain(self, mode: int, until_t: float = 0.0) -> None:
@@ -548,6 +564,7 @@ def _grown(a: np.ndarray, size: int) -> np.ndarray:
 _EMPTY = np.zeros(0)
 _EMPTY_I8 = np.zeros(0, np.int8)
 _EMPTY_B = np.zeros(0, np.bool_)
+_INIT_WINDOW = 256  # a chunk's cold starts re-enter the kernel at most log2(chunk / this) + 1 times
 
 
 class _Streams:

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ..billing import Cost, lambda_billed_ms, lambda_cost
+from ..billing import Cost, lambda_billed_sums, lambda_cost
 from ..config import LambdaConfig
 from ..dists import Distribution
 from ..metrics import OK, THROTTLED, TIMEOUT
@@ -184,18 +184,16 @@ class LambdaModel(Platform):
         self.alive_tally.set(self.env.now, self.alive)
 
     def account(self, chunk: Chunk, keep: np.ndarray) -> None:
-        status = np.asarray(chunk.status, dtype=np.int8)[keep]
+        status = np.asarray(chunk.status, dtype=np.int8)
         served = (status == OK) | (status == TIMEOUT)
-        if not served.any():
-            return
-        work = np.minimum(np.asarray(chunk.work_ms)[keep][served], self.timeout_ms)
-        cold = np.asarray(chunk.cold)[keep][served]
-        init = np.where(cold, np.asarray(chunk.init_ms)[keep][served], 0.0) if self.cfg.init_billed else 0.0
-        billed = lambda_billed_ms(work, init)
-        on_pc = np.asarray(chunk.extra["provisioned"], dtype=bool)[keep][served]
-        self.invocations += int(served.sum())
-        self.billed_ms_provisioned += int(billed[on_pc].sum())
-        self.billed_ms_on_demand += int(billed[~on_pc].sum())
+        served &= keep
+        n, pc, od = lambda_billed_sums(served, np.asarray(chunk.work_ms, dtype=float), self.timeout_ms,
+                                       np.asarray(chunk.init_ms, dtype=float) if self.cfg.init_billed else None,
+                                       np.asarray(chunk.cold, dtype=bool),
+                                       np.asarray(chunk.extra["provisioned"], dtype=bool))
+        self.invocations += n
+        self.billed_ms_provisioned += pc
+        self.billed_ms_on_demand += od
 
     def close(self, end_s: float) -> None:
         self.alive_tally.close(end_s)
