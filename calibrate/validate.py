@@ -194,6 +194,8 @@ def live_target(kind: str, platform, profile, *, model: str | None = None, url: 
     ONNX file (default: the profile's model, by name)."""
     from sim.config import LambdaConfig
 
+    if isinstance(platform, LambdaConfig) != (kind in LAMBDA_TARGETS) and kind != "http":
+        raise ServesimError(f"--target {kind} cannot validate platform {platform.name!r} of another kind")
     if model is None and profile is not None:
         model = profile.model.name
     if kind in ("local-lambda", "local-server", "aws-lambda", "aws-ec2") and model is None:
@@ -244,8 +246,6 @@ def live_target(kind: str, platform, profile, *, model: str | None = None, url: 
     else:
         raise ServesimError(f"--target must be one of {', '.join(TARGETS)}, got {kind!r}")
     (config,) = target.configs()
-    if isinstance(platform, LambdaConfig) != (kind in LAMBDA_TARGETS) and kind != "http":
-        raise ServesimError(f"--target {kind} cannot validate platform {platform.name!r} of another kind")
     with target.session():
         yield target, config, warm
 
@@ -277,6 +277,25 @@ def predicted_frame(records: pd.DataFrame) -> pd.DataFrame:
                          "status": records["status"].astype(str).to_numpy(),
                          "cold": records["cold"].to_numpy(bool), "latency_ms": records["latency_ms"].to_numpy(float),
                          "work_ms": records["work_ms"].to_numpy(float), "init_ms": records["init_ms"].to_numpy(float)})
+
+
+def measured_billed_ms(measured: pd.DataFrame, platform) -> np.ndarray:
+    """Per measured request, its billed ms under the simulator's rule: the REPORT line's Billed
+    Duration, and on a cold start of a function whose INIT is billed (AWS bills it since
+    2025-08-01) at least ceil(init + duration). Whether AWS's REPORT line folds INIT into Billed
+    Duration is not documented (reference/aws-facts.md 1.6) and the local gateway's does not, so
+    the larger of the two counts."""
+    from sim.billing import lambda_billed_ms
+
+    billed = measured["billed_ms"].fillna(0.0).to_numpy(float)
+    if not platform.init_billed:
+        return billed
+    cold = measured["cold"].to_numpy(bool)
+    out = billed.copy()
+    if cold.any():
+        init = measured["latency_ms"].to_numpy(float)[cold]  # init + duration
+        out[cold] = np.maximum(billed[cold], lambda_billed_ms(init))
+    return out
 
 
 def _pcts(lat: np.ndarray) -> dict[str, float | None]:
@@ -317,7 +336,7 @@ def compare(measured: pd.DataFrame, predicted: pd.DataFrame, platform, pricing, 
                         predicted.loc[served_p, "init_ms"].to_numpy(float), 0.0) if platform.init_billed else 0.0
         p_billed = float(np.sum(lambda_billed_ms(work, init)))
         if lambda_like and measured["billed_ms"].notna().any():
-            m_billed = float(measured["billed_ms"].fillna(0).sum())
+            m_billed = float(measured_billed_ms(measured, platform).sum())
             row("billed_gb_s", m_billed / 1000.0 * gb, p_billed / 1000.0 * gb, "GB-s")
 
             def cost(invocations, billed):
@@ -400,6 +419,9 @@ def validate(scenario, target_kind: str, out_dir: str | Path, *, duration_s: flo
                                 "replay: it must come from a separate, earlier calibration")
 
     table_dir = out / "replay.parquet"
+    if table_dir.exists():
+        raise ServesimError(f"{table_dir} already holds a replay: give another --out folder (a validation is "
+                            "measured anew, never resumed)")
     run_id = new_run_id()
     if model is not None and profile is not None and profile.model.sha256:
         from deploy.models import resolve_model
@@ -444,7 +466,7 @@ def validate(scenario, target_kind: str, out_dir: str | Path, *, duration_s: flo
               for i in sent]
     measured = measured_frame(m_rows, lambda_like)
 
-    predicted, summary, series = _predict(scenario, platform, offsets, duration_s, pricing)
+    predicted, summary = _predict(scenario, platform, offsets, duration_s, pricing)
     cost = dict(summary["cost_usd"])
     if not isinstance(platform, LambdaConfig):
         cost["instance_s"] = summary["instances"]["mean"] * duration_s
@@ -485,7 +507,7 @@ def _replay_with_bar(replay, endpoint, offsets, progress: bool, echo):
 
 
 def _predict(scenario, platform, offsets: np.ndarray, duration_s: float, pricing):
-    """The simulator on the replayed arrivals: (per-request frame, summary, per-minute series)."""
+    """The simulator on the replayed arrivals: (per-request frame, summary)."""
     from sim.run import simulate_one
     from traces.files import TimestampList
 
@@ -493,7 +515,7 @@ def _predict(scenario, platform, offsets: np.ndarray, duration_s: float, pricing
     res = simulate_one(platform, TimestampList(offsets, duration_s), pricing=pricing, seed=scenario.seed,
                        warmup_s=0.0, engine=scenario.engine, record_sink=records.append)
     frame = predicted_frame(pd.concat(records, ignore_index=True))
-    return frame, res.summary, res.series
+    return frame, res.summary
 
 
 # -- plots -----------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import html
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ def run_demo(out_dir: str | Path, *, echo: Callable[[str], None] = print, progre
         timings[mark[0]] = round(time.perf_counter() - mark[1], 1)
 
     mark = step("model", f"building the model {MODEL} (offline, cached)")
-    model = build_model(MODEL)
+    build_model(MODEL)
     done(mark)
 
     mark = step("calibrate", "calibrating on the local targets: local-lambda at "
@@ -134,8 +135,8 @@ def run_demo(out_dir: str | Path, *, echo: Callable[[str], None] = print, progre
     meas = out / "measurements"
     sizes = dict(host=check_host(), quick=True, n_cold=n_cold, n_warm=n_warm, load_levels=[1, 2], level_s=2.0, progress=progress,
                  echo=echo)
-    for name, target in (("lambda", LocalLambdaTarget(model.path, list(MEMORY_MB))),
-                         ("server", LocalServerTarget(model.path, [2], cpus=2, instance_type="c6i.large"))):
+    for name, target in (("lambda", LocalLambdaTarget(MODEL, list(MEMORY_MB))),
+                         ("server", LocalServerTarget(MODEL, [2], cpus=2, instance_type="c6i.large"))):
         table = meas / f"{name}.parquet"
         run_campaign(target, table, resume=table.exists(), **sizes)
     profile = out / "profile.json"
@@ -176,8 +177,9 @@ def run_demo(out_dir: str | Path, *, echo: Callable[[str], None] = print, progre
     validations = {}
     single = load_scenario(month_file)  # lambda at 1024 MB, one instance: the platforms as written
     for target in ("local-lambda", "local-server"):
+        shutil.rmtree(out / f"validate-{target}", ignore_errors=True)  # measured anew on every run
         validations[target] = validate(single, target, out / f"validate-{target}", duration_s=validate_s,
-                                       start_s=start_s, model=str(model.path), progress=progress, echo=echo)
+                                       start_s=start_s, progress=progress, echo=echo)
     done(mark)
 
     mark = step("report", "writing the report")

@@ -234,6 +234,9 @@ def test_validate_end_to_end(calibrated, target, tmp_path):
                                           "--model", str(model), "--out", str(tmp_path / "v2"), "--no-progress",
                                           "--max-error", "p50=0,p99=0"])
     assert again.exit_code == 3 and "exceeds 0 %" in again.output
+    same = CliRunner().invoke(cli.main, ["validate", str(scenario), "--target", target, "--duration", "3s",
+                                         "--model", str(model), "--out", str(out), "--no-progress"])
+    assert same.exit_code == 2 and "already holds a replay" in same.output
 
 
 def test_no_self_fulfilling_checks(calibrated, tmp_path):
