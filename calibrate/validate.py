@@ -200,6 +200,11 @@ def live_target(kind: str, platform, profile, *, model: str | None = None, url: 
         model = profile.model.name
     if kind in ("local-lambda", "local-server", "aws-lambda", "aws-ec2") and model is None:
         raise ServesimError(f"--target {kind} deploys the profile's model: the scenario needs a profile")
+    if kind.startswith("aws-") and aws is None:
+        raise ServesimError(f"--target {kind} needs an AWS context (region, credentials)")
+    if kind in LAMBDA_TARGETS and platform.provisioned_concurrency:
+        raise ServesimError(f"platform {platform.name!r}: validation deploys on-demand functions; a platform with "
+                            "provisioned_concurrency cannot be validated this way")
     if kind == "local-lambda":
         from calibrate.targets import LocalLambdaTarget
 
@@ -225,7 +230,7 @@ def live_target(kind: str, platform, profile, *, model: str | None = None, url: 
         from calibrate.aws_targets import AwsLambdaTarget
 
         target = AwsLambdaTarget(model, [platform.memory_mb], ctx=aws["ctx"], architecture=platform.architecture,
-                                 echo=echo)
+                                 timeout_s=int(math.ceil(platform.timeout_s)), echo=echo)
         warm = False
     elif kind == "aws-ec2":
         from calibrate.aws_targets import AwsEc2Target
@@ -290,11 +295,11 @@ def measured_billed_ms(measured: pd.DataFrame, platform) -> np.ndarray:
     billed = measured["billed_ms"].fillna(0.0).to_numpy(float)
     if not platform.init_billed:
         return billed
-    cold = measured["cold"].to_numpy(bool)
+    total = measured["latency_ms"].to_numpy(float)  # init + duration on a cold start
+    cold = measured["cold"].to_numpy(bool) & np.isfinite(total)
     out = billed.copy()
     if cold.any():
-        init = measured["latency_ms"].to_numpy(float)[cold]  # init + duration
-        out[cold] = np.maximum(billed[cold], lambda_billed_ms(init))
+        out[cold] = np.maximum(billed[cold], lambda_billed_ms(total[cold]))
     return out
 
 
