@@ -24,7 +24,6 @@ from sim.config import AutoscalingConfig
 from sim.dists import parse_dist
 from sim.engine_fast import ec2 as fast
 from sim.metrics import Collector
-from sim.platforms.ec2 import EC2Model
 from sim.streams import ARRIVALS, BOOT, ROUTING, WARM, RequestStreams, child_seed, generator
 from sim.tally import periods_in
 from traces.poisson import Poisson

@@ -6,7 +6,6 @@ import re
 import shutil
 import signal
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest

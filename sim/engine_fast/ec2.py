@@ -800,7 +800,7 @@ class _Run:
         work = np.asarray(self.cfg.service.service_ms.ppf(self.warm_rng.random(n)), dtype=float)
         route = self.route_rng.random(n) if self.lb == LB_LEAST_OUTSTANDING else None
         self._ensure_ring(n)
-        RF, RI = self.RF, self.RI
+        RF = self.RF
         for dst, src in self._slices(self.g_next, n):
             RF[R_T, dst] = t_arr[src]
             RF[R_WORK, dst] = work[src]
