@@ -187,11 +187,12 @@ def _inline_service(scenario, platform) -> bool:
 # -- targets ---------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def live_target(kind: str, platform, profile, *, model: str | None = None, url: str | None = None,
+def live_target(kind: str, platform, profile, pricing, *, model: str | None = None, url: str | None = None,
                 aws: Mapping | None = None, echo: Callable[[str], None] = print) -> Iterator[tuple[Any, Any, bool]]:
     """(target, its configuration, whether to warm it up) for validating `platform`, started and
     stopped around the block (cloud targets deployed and torn down). `model`: a zoo name or an
-    ONNX file (default: the profile's model, by name)."""
+    ONNX file (default: the profile's model, by name); `pricing`: the prices the prediction uses
+    (they give the instance type's vCPUs)."""
     from sim.config import LambdaConfig
 
     if isinstance(platform, LambdaConfig) != (kind in LAMBDA_TARGETS) and kind != "http":
@@ -217,12 +218,11 @@ def live_target(kind: str, platform, profile, *, model: str | None = None, url: 
         warm = False
     elif kind == "local-server":
         from calibrate.targets import LocalServerTarget
-        from sim.pricing import load_pricing
 
         if platform.autoscaling is not None or platform.instances != 1:
             raise ServesimError(f"platform {platform.name!r}: local-server is one server; validate a fixed fleet of "
                                 "instances: 1 (no autoscaling)")
-        vcpus = load_pricing().instance(platform.instance_type).vcpus
+        vcpus = pricing.instance(platform.instance_type).vcpus
         target = LocalServerTarget(model, [platform.workers_per_instance], cpus=float(vcpus),
                                    instance_type=platform.instance_type)
         warm = True
@@ -395,7 +395,7 @@ def validate(scenario, target_kind: str, out_dir: str | Path, *, duration_s: flo
     from calibrate.replay import replay
     from calibrate.writer import TableWriter, unit_key
     from scenarios.runner import scenario_pricing
-    from sim.atomic import write_text
+    from sim.atomic import atomic_path, write_text
     from sim.config import LambdaConfig
 
     if target_kind not in TARGETS:
@@ -434,7 +434,7 @@ def validate(scenario, target_kind: str, out_dir: str | Path, *, duration_s: flo
         if resolve_model(model).sha256 != profile.model.sha256:
             raise ServesimError(f"the model {model} is not the one the profile {profile.path} measured "
                                 f"({profile.model.name}, sha256 {profile.model.sha256[:12]}...)")
-    with live_target(target_kind, platform, profile, model=model, url=url, aws=aws,
+    with live_target(target_kind, platform, profile, pricing, model=model, url=url, aws=aws,
                      echo=echo) as (target, config, warm):
         base = _base_row(run_id, target, config)
         with TableWriter(table_dir, run_id) as writer, target.serving(config) as endpoint:
@@ -481,8 +481,6 @@ def validate(scenario, target_kind: str, out_dir: str | Path, *, duration_s: flo
     with contextlib.suppress(OSError):
         out.mkdir(parents=True, exist_ok=True)
     write_text(out / "comparison.csv", v.table().to_csv(index=False))
-    from sim.atomic import atomic_path
-
     with atomic_path(out / "predicted.parquet") as tmp:
         predicted.to_parquet(tmp, index=False)
     v.plots = validation_plots(out, measured, predicted, platform.name)

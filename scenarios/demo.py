@@ -19,7 +19,6 @@ finished calibration units and sweep points) and measures the validation again.
 """
 from __future__ import annotations
 
-import base64
 import html
 import shutil
 import time
@@ -190,15 +189,14 @@ def run_demo(out_dir: str | Path, *, echo: Callable[[str], None] = print, progre
 
 
 def _img(path: Path) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(Path(path).parent.parent.name)}/{html.escape(Path(path).name)}"
-            "</figcaption></figure>")
+    from scenarios.sweepreport import figure_html
+
+    return figure_html(path, f"{Path(path).parent.parent.name}/{Path(path).name}")
 
 
 def _write_report(out: Path, r: DemoResult, month_plots: list[Path], be_plots: list[Path], month: pd.DataFrame,
                   be: pd.DataFrame) -> Path:
-    from scenarios.sweepreport import _CSS
+    from scenarios.sweepreport import html_page
 
     body = ["<h1>servesim demo: servers or serverless for price-mlp</h1>",
             "<h2>The answer</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in r.lines()) + "</ul>",
@@ -217,6 +215,4 @@ def _write_report(out: Path, r: DemoResult, month_plots: list[Path], be_plots: l
         body.extend(_img(p) for p in v.plots)
     body.append("<h2>Timings</h2><ul>" + "".join(f"<li>{html.escape(k)}: {s:g} s</li>" for k, s in
                                                   r.timings.items()) + "</ul>")
-    page = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>servesim demo</title>'
-            f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
-    return write_text(out / "report.html", page)
+    return write_text(out / "report.html", html_page("servesim demo", body))

@@ -39,7 +39,7 @@ from .loader import Scenario
 from .report import _save
 from .sweeprun import point_extras_file, read_point_extras, read_points
 
-__all__ = ["answers", "sweep_plots", "write_report"]
+__all__ = ["answers", "figure_html", "html_page", "sweep_plots", "write_report"]
 
 COST, P99, LOAD = "cost_usd.total", "latency_ms.p99", "param.trace.rate_rps"
 _KIND_COLOURS = {"lambda": "tab:orange", "ec2": "tab:blue"}
@@ -97,10 +97,7 @@ def write_report(out_dir: str | Path, scenario: Scenario, *, table: pd.DataFrame
     if plots is None:
         plots = sweep_plots(out, table, slo=spec.slo)
     title = f"servesim sweep: {scenario.name}"
-    images = "\n".join(
-        f'<figure><img alt="{html.escape(Path(p).stem)}" src="data:image/png;base64,'
-        f'{base64.b64encode(Path(p).read_bytes()).decode("ascii")}"><figcaption>{html.escape(Path(p).name)}'
-        "</figcaption></figure>" for p in plots)
+    images = "\n".join(figure_html(p) for p in plots)
     body = [
         f"<h1>{html.escape(title)}</h1>",
         "<h2>Summary</h2>", _summary(table, spec),
@@ -110,10 +107,22 @@ def write_report(out_dir: str | Path, scenario: Scenario, *, table: pd.DataFrame
         + "</div>" if not table.empty else "<p>no finished point</p>",
         "<h2>Provenance</h2>", _provenance(scenario, pricing_path),
     ]
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    return write_text(out / "report.html", html_page(title, body))
+
+
+def figure_html(path: str | Path, caption: str | None = None) -> str:
+    """A PNG as an HTML figure with the image inline (a base64 data URI); caption: its file name."""
+    path = Path(path)
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption or path.name)}</figcaption></figure>")
+
+
+def html_page(title: str, body: list[str]) -> str:
+    """A self-contained page (the report's style inline) around the `body` fragments."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
-    return write_text(out / "report.html", page)
 
 
 # --- plots ------------------------------------------------------------------------------------

@@ -48,7 +48,12 @@ def heap_push(ht, he, hc, n, t, eid, code):
 
     Sifts with a hole: the parents it passes move down one place each and the event is written
     once, where a chain of swaps would have put it (the same heap, fewer stores)."""
-    i = n
+    _sift_up_into(ht, he, hc, n, t, eid, code)
+
+
+@njit(cache=True, inline="always")
+def _sift_up_into(ht, he, hc, i, t, eid, code):
+    """Write event (t, eid, code) into the hole at i, moving the parents it passes down a place."""
     while i > 0:
         p = (i - 1) >> 1
         tp = ht[p]
@@ -85,15 +90,7 @@ def heap_pop(ht, he, hc, n):
             c += (tr < tc) | ((tr == tc) & (he[r] < he[c]))
         ht[i], he[i], hc[i] = ht[c], he[c], hc[c]
         i = c
-    while i > 0:
-        p = (i - 1) >> 1
-        tp = ht[p]
-        if t < tp or (t == tp and eid < he[p]):
-            ht[i], he[i], hc[i] = tp, he[p], hc[p]
-            i = p
-        else:
-            break
-    ht[i], he[i], hc[i] = t, eid, code
+    _sift_up_into(ht, he, hc, i, t, eid, code)
 
 
 def new_tally(start_s: float, period_s: float | None, level: float = 0.0):
