@@ -8,7 +8,8 @@ keeps those expressions as its reference):
   floor of ``a / period_s`` (fmod is exact and the division's rounding error is below 1/2), so
   it is monotone and minute ``m`` is the interval ``[edges[m], edges[m + 1])`` of a table of
   first values (`fill_minute_edges`, computed with `floordiv`): a minute costs one division and
-  one comparison (arrivals, being sorted, a comparison only).
+  one comparison, and only a comparison when it is that of the previous request (arrivals
+  are sorted; completions mostly fall in the minute of the previous one).
 - **Histogram buckets.** From numpy's own ``np.log``, which the caller computes: numpy's SIMD
   log and the C library's (numba's ``math.log``) differ in the last bit for about 1 value in
   2,000, which would move values that sit on a bucket edge. The rest (subtract ``log_min``,
@@ -95,39 +96,44 @@ def gather_chunk(t, status, cold, latency_ms, done_s, warmup_s, period_s, codes,
     """
     ok, throttled, rejected, timeout = codes
     totals = np.zeros(7, np.int64)
-    n_ok = 0
-    n_served = 0
-    top = 0.0
+    # Counts in locals (an increment of an array slot per request would be a chain through
+    # memory). The division of the minute check is done once, on the latest ok completion:
+    # ``a / period_s`` does not decrease as `a` grows, so no completion fails it if that one passes.
+    n = n_ok = n_served = n_cold = n_throttled = n_rejected = n_timeout = 0
+    done_top = 0.0
     for i in range(t.size):
         ti = t[i]
         if not ti >= warmup_s:
             continue
         if ti < last_t:
-            return totals, UNSORTED, last_t, 0
+            return totals, BAD_DONE if not done_top / period_s < MAX_MINUTE else UNSORTED, last_t, 0
         last_t = ti
         s = status[i]
-        totals[0] += 1
-        if cold[i]:
-            totals[5] += 1
+        n += 1
+        n_cold += cold[i]
         if s == ok:
-            totals[1] += 1
             lat_ok[n_ok] = latency_ms[i]
             n_ok += 1
             a = done_s[i] - warmup_s
-            if not (a >= 0.0 and a / period_s < MAX_MINUTE):
+            if not a >= 0.0:
                 return totals, BAD_DONE, last_t, 0
-            top = max(top, a)
-        elif s == throttled:
-            totals[2] += 1
-        elif s == rejected:
-            totals[3] += 1
-        elif s == timeout:
-            totals[4] += 1
-        if s == ok or s == timeout:
+            done_top = max(done_top, a)
             sojourn_s[n_served] = done_s[i] - ti
             n_served += 1
-    totals[6] = n_served
-    if totals[0]:
+        elif s == throttled:
+            n_throttled += 1
+        elif s == rejected:
+            n_rejected += 1
+        elif s == timeout:
+            n_timeout += 1
+            sojourn_s[n_served] = done_s[i] - ti
+            n_served += 1
+    if not done_top / period_s < MAX_MINUTE:
+        return totals, BAD_DONE, last_t, 0
+    totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6] = (
+        n, n_ok, n_throttled, n_rejected, n_timeout, n_cold, n_served)
+    top = done_top
+    if n:
         a = last_t - warmup_s
         if not a / period_s < MAX_MINUTE:
             return totals, BAD_ARRIVAL, last_t, 0
@@ -151,17 +157,20 @@ def tally_chunk(t, status, cold, done_s, warmup_s, period_s, codes, edges, count
     (an increment of the same array slot per request would be a chain through memory).
     """
     ok, throttled, rejected, timeout = codes
-    m = -1  # arrival minute, and its counts not yet in `counts`
+    m = -1  # arrival minute, the start of the next one, and its counts not yet in `counts`
+    m_end = -math.inf
     arrivals = rejections = timeouts = colds = 0
-    done_m = -1  # completion minute of the last ok request, and its count not yet in `counts`
+    done_m = -1  # completion minute of the last ok request, its bounds, and its count not yet in `counts`
+    done_lo, done_hi = math.inf, -math.inf
     completions = 0
     group_start = 0  # in lat_ok, of the ok requests of minute carry_minute
     j = 0  # ok requests so far
     for i in range(t.size):
-        if not t[i] >= warmup_s:
+        ti = t[i]
+        if not ti >= warmup_s:
             continue
-        a = t[i] - warmup_s
-        if m < 0 or a >= edges[m + 1]:
+        a = ti - warmup_s
+        if a >= m_end:
             if m >= 0:
                 counts[0, m] += arrivals
                 counts[2, m] += rejections
@@ -169,21 +178,22 @@ def tally_chunk(t, status, cold, done_s, warmup_s, period_s, codes, edges, count
                 counts[4, m] += colds
                 arrivals = rejections = timeouts = colds = 0
             m = _minute(a, edges, period_s)
+            m_end = edges[m + 1]
         s = status[i]
         arrivals += 1
-        if s == throttled or s == rejected:
-            rejections += 1
-        elif s == timeout:
-            timeouts += 1
-        if cold[i]:
-            colds += 1
+        colds += cold[i]
         if s != ok:
+            if s == throttled or s == rejected:
+                rejections += 1
+            elif s == timeout:
+                timeouts += 1
             continue
-        dm = _minute(done_s[i] - warmup_s, edges, period_s)
-        if dm != done_m:
+        a = done_s[i] - warmup_s
+        if not (a >= done_lo and a < done_hi):  # not the minute of the previous completion
             if completions:
                 counts[1, done_m] += completions
-            done_m = dm
+            done_m = _minute(a, edges, period_s)
+            done_lo, done_hi = edges[done_m], edges[done_m + 1]
             completions = 0
         completions += 1
         if m != carry_minute:  # the first ok request of a new minute closes the previous one

@@ -157,6 +157,21 @@ def test_fast_is_refused_where_it_does_not_model_the_platform(monkeypatch):
         simulate_one(cfg, Poisson(1.0, 10.0), pricing=PRICING, engine="fast")
 
 
+def test_the_idle_effect_is_refused_until_the_fast_engine_models_it():
+    from dataclasses import replace
+
+    from simhelp import ec2
+
+    from sim.config import IdleEffect
+    from sim.run import resolve_engine
+
+    for cfg in (lam(), ec2()):
+        cfg = replace(cfg, service=replace(cfg.service, idle=IdleEffect(hot_ratio=0.6, tau_ms=12.0)))
+        assert resolve_engine("auto", cfg) == "simpy"
+        with pytest.raises(ServesimError, match=r"does not support the idle effect \(service.idle\)"):
+            resolve_engine("fast", cfg)
+
+
 def test_state_stays_flat_however_many_requests():
     """Memory follows the chunk size and the live environments, never the number of requests:
     the compiled state after 1 M and after 2 M requests is the same size, and small."""
@@ -169,7 +184,7 @@ def test_state_stays_flat_however_many_requests():
     original = fl.FastLambda.finish
 
     def finish(self, end_s):
-        sizes.append((self.EI.shape[0], self.heap[0].size, self.timers[0].size))
+        sizes.append((self.EI.shape[0], self.ring[0].size, self.heap[0].size))
         return original(self, end_s)
 
     fl.FastLambda.finish = finish
@@ -190,3 +205,56 @@ def test_warm_up_reports_the_compile_time():
 
     seconds = warm_up()
     assert seconds > 0 and warm_up() < 30.0  # the second call finds everything compiled
+
+
+def test_wide_service_times_that_reorder_many_completions_identical_to_simpy():
+    """Completions far out of scheduling order (a wide lognormal, timeouts): the ring lets the
+    latest go to the heap (`common.ring_push`), and the order stays SimPy's."""
+    wide = {"dist": "lognorm", "s": 1.5, "scale": 50.0}
+    for timeout_s in (900.0, 0.4):
+        cfg = lam(warm=wide, cold=INIT, keep_alive_s=1.0, timeout_s=timeout_s)
+        assert_identical(both(cfg, Poisson(300.0, 20.0), seed=11, chunk_size=1000))
+
+
+def test_ring_pops_in_time_then_id_order_however_far_events_move():
+    """`ring_push` against a sorted list: short and long events, ties, many later events."""
+    from sim.engine_fast.common import RING_SHIFTS, heap_pop, new_heap, new_ring, ring_push
+
+    rng = np.random.default_rng(2)
+    rt, re, rc = new_ring(8192)  # room for every event pushed
+    ht, he, hc = new_heap(8192)
+    head = n = hn = 0
+    pending, popped, want = [], [], []
+    moved = False
+    for eid in range(5000):
+        if rng.random() < 0.5 and n + hn > 0:  # pop the earlier of the ring's head and the heap's top
+            if n and (hn == 0 or (rt[head], re[head]) < (ht[0], he[0])):
+                popped.append((rt[head], re[head]))
+                head, n = (head + 1) % rt.size, n - 1
+            else:
+                popped.append((ht[0], he[0]))
+                heap_pop(ht, he, hc, hn)
+                hn -= 1
+            pending.sort()
+            want.append(pending.pop(0))
+        now = popped[-1][0] if popped else 0.0
+        t = now + float(np.round(rng.choice([1.0, 50.0], p=[0.9, 0.1]) * rng.random(), 1))
+        n, hn = ring_push(rt, re, rc, head, n, t, eid, 0, ht, he, hc, hn)
+        pending.append((t, eid))
+        moved |= hn > 0
+    assert popped == want and moved and RING_SHIFTS < 64
+
+
+def test_cold_windows_are_the_request_streams_draws():
+    """`_Streams` draws a chunk's COLD uniforms only in the windows asked for, skipping the rest
+    of the stream: they are those of `RequestStreams`, chunk after chunk."""
+    from sim.engine_fast.lambda_ import _Streams
+    from sim.streams import RequestStreams
+
+    ref, lazy = RequestStreams(9), _Streams(9, keep=True, routing=True)
+    for n, windows in [(100, [(3, 10), (10, 50), (70, 100)]), (7, []), (65536, [(0, 256), (60000, 65536)]), (5, [(4, 5)])]:
+        want, got = ref.next(n), lazy.next(n)
+        for a, b in windows:
+            assert np.array_equal(got.cold(a, b), want.cold[a:b])
+        for name in ("warm", "keepalive", "routing"):
+            assert np.array_equal(getattr(got, name), getattr(want, name))

@@ -420,6 +420,19 @@ def test_completion_before_the_warm_up_is_refused():
     assert c.requests == 0
 
 
+def test_the_first_problem_in_row_order_is_the_one_reported():
+    """`gather_chunk` checks the minute of ok completions once, on the latest: a completion too
+    far out still wins over a later arrival out of order, and loses to an earlier one."""
+    ok = (np.zeros(3, np.int8), np.zeros(3, bool), np.ones(3))
+    far = 2.0 ** 60
+    with pytest.raises(ValueError, match="infinite or NaN time"):
+        Collector(0.0).add_chunk(np.array([1.0, 2.0, 1.5]), *ok, np.array([far, 3.0, 3.0]))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        Collector(0.0).add_chunk(np.array([1.0, 0.5, 2.0]), *ok, np.array([3.0, 3.0, far]))
+    with pytest.raises(ValueError, match="infinite or NaN time"):
+        Collector(0.0).add_chunk(np.array([1.0, 2.0, 3.0]), *ok, np.array([3.0, far, np.inf]))
+
+
 # ---------------------------------------------------------------------------- the kernels' parts
 def test_floordiv_is_numpys_floor_divide():
     rng = np.random.default_rng(3)

@@ -56,7 +56,8 @@ from ..platforms.ec2 import TERMINATED as _TERMINATED
 from ..platforms.ec2 import EC2Model
 from ..streams import BOOT, ROUTING, WARM, generator
 from ..tally import LevelTally
-from .common import T_AREA, T_LEVEL, heap_pop, heap_push, new_heap, new_tally, tally_close, tally_set, tally_to_python
+from .common import (T_AREA, T_LEVEL, heap_pop, heap_push, new_heap, new_tally, tally_close, tally_load, tally_set,
+                     tally_step, tally_store, tally_to_python)
 
 __all__ = ["unsupported", "run_ec2", "warm_up", "FastEC2Model"]
 
@@ -118,9 +119,10 @@ def _push(I, ht, HI, t, kind, slot):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _serve(s, g, now, busy, queued, eid, heapn, X, RF, RI, inst, ht, he, hc, T, B, autoscaling):
+def _serve(s, g, now, busy, queued, eid, heapn, X, RF, RI, inst, ht, he, hc, T, B, autoscaling, tb, ti):
     """A worker of slot `s` starts request g now (EC2Model._start); its completion gets id `eid`
-    (heap of `heapn` events). Returns the new number of busy workers."""
+    (heap of `heapn` events). `tb` and `ti` are the busy and in-system tallies (`tally_step`).
+    Returns the new number of busy workers and the two tallies."""
     i = g & (RF.shape[1] - 1)
     work_ms = RF[R_WORK, i]
     latency_ms = (now - RF[R_T, i]) * 1000.0 + work_ms
@@ -130,12 +132,12 @@ def _serve(s, g, now, busy, queued, eid, heapn, X, RF, RI, inst, ht, he, hc, T, 
     RI[R_STATUS, i] = _TIMEOUT if latency_ms > X[Q_TIMEOUT_MS] else _OK
     inst[I_BUSY, s] += 1
     busy += 1
-    tally_set(T[TA_BUSY], B[TA_BUSY], now, float(busy))
-    tally_set(T[TA_INSYS], B[TA_INSYS], now, float(busy + queued))
+    tb = tally_step(tb, B[TA_BUSY], now, float(busy))
+    ti = tally_step(ti, B[TA_INSYS], now, float(busy + queued))
     if autoscaling:
         tally_set(T[TA_AS_BUSY], B[0], now, T[TA_AS_BUSY, T_LEVEL] + 1.0)
     heap_push(ht, he, hc, heapn, done_s, eid, 2 * s + K_COMPLETE)  # capacity ensured by the driver
-    return busy
+    return busy, tb, ti
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -148,9 +150,11 @@ def _reject(i, RF, RI):
 
 @njit(cache=True, _nrt=False)
 def _start(s, g, I, X, RF, RI, inst, ht, HI, T, B):
-    """`_serve` on the state kept in I and X (for the rare paths)."""
-    I[S_BUSY] = _serve(s, g, X[F_NOW], I[S_BUSY], I[S_QUEUED], I[S_EID], I[S_HEAPN], X, RF, RI, inst,
-                       ht, HI[0], HI[1], T, B, I[P_AS] != 0)
+    """`_serve` on the state kept in I, X and T (for the rare paths)."""
+    I[S_BUSY], tb, ti = _serve(s, g, X[F_NOW], I[S_BUSY], I[S_QUEUED], I[S_EID], I[S_HEAPN], X, RF, RI, inst,
+                               ht, HI[0], HI[1], T, B, I[P_AS] != 0, tally_load(T[TA_BUSY]), tally_load(T[TA_INSYS]))
+    tally_store(T[TA_BUSY], tb)
+    tally_store(T[TA_INSYS], ti)
     I[S_EID] += 1
     I[S_HEAPN] += 1
 
@@ -351,7 +355,7 @@ def _oldest_unresolved(I, inst):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _save(I, X, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id):
+def _save(I, X, T, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti):
     X[F_NOW] = now
     I[S_BUSY] = busy
     I[S_QUEUED] = queued
@@ -363,12 +367,14 @@ def _save(I, X, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, a
     I[S_J] = j
     X[F_AS_T] = as_t
     I[S_AS_ID] = as_id
+    tally_store(T[TA_BUSY], tb)
+    tally_store(T[TA_INSYS], ti)
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _load(I, X):
+def _load(I, X, T):
     return (X[F_NOW], I[S_BUSY], I[S_QUEUED], I[S_EID], I[S_HEAPN], I[S_MAIN], X[F_MAIN_T], I[S_MAIN_ID],
-            I[S_J], X[F_AS_T], I[S_AS_ID])
+            I[S_J], X[F_AS_T], I[S_AS_ID], tally_load(T[TA_BUSY]), tally_load(T[TA_INSYS]))
 
 
 @njit(cache=True, _nrt=False)
@@ -381,8 +387,9 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
     event (then call again: the state is consistent), or R_HANG when requests wait for an
     instance that can never come (the reference engine would never end).
 
-    The hot state lives in locals (see `_load`); it is saved to I and X before any call that
-    reads them and before returning, and loaded again after calls that change it."""
+    The hot state lives in locals (see `_load`), the busy and in-system tallies included; it is
+    saved to I, X and T before any call that reads them and before returning, and loaded again
+    after calls that change it."""
     if mode == MODE_INIT:
         for _ in range(I[S_INITIAL]):
             s = _launch(I, X, inst, free, launched, terminated, T, B)
@@ -399,14 +406,14 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
     workers = I[P_WORKERS]
     qlimit = I[P_QLIMIT]
     tcap = X[F_TCAP]
-    now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id = _load(I, X)
+    now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti = _load(I, X, T)
     while True:
         g = -1  # a request arriving now
         if main == M_RUN:
             if mode == MODE_FEED:
                 # The arrival process walks the chunk: a timeout before each later request.
                 if j == g_end:
-                    _save(I, X, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id)
+                    _save(I, X, T, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti)
                     I[S_OLDEST] = _oldest_unresolved(I, inst)
                     return R_CHUNK_DONE
                 d = RF[R_T, j & mask] - now
@@ -420,9 +427,9 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
             elif busy + queued > 0:
                 main = M_WAIT_EMPTY
             else:
-                _save(I, X, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id)
+                _save(I, X, T, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti)
                 _main_end(I, X)
-                now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id = _load(I, X)
+                now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti = _load(I, X, T)
         if g < 0:
             # The next event by (time, id): the heap's first, the arrival process's, the autoscaler's.
             src = -1
@@ -441,7 +448,7 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                 bt = as_t
                 bi = as_id
             if src < 0 or bt >= tcap:
-                _save(I, X, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id)
+                _save(I, X, T, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti)
                 if src < 0:
                     return R_HANG
                 X[F_NEED_T] = bt
@@ -455,15 +462,15 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                 heapn -= 1
                 now = bt
                 if code & 1 == K_BOOT:
-                    _save(I, X, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id)
+                    _save(I, X, T, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti)
                     I[S_BOOTING] -= 1
                     _in_service(s, I, X, RF, RI, inst, serving, ht, HI, T, B)
-                    now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id = _load(I, X)
+                    now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti = _load(I, X, T)
                     continue
                 # A worker of slot s finishes (EC2Model._complete).
                 inst[I_BUSY, s] -= 1
                 busy -= 1
-                tally_set(T[TA_BUSY], B[TA_BUSY], now, float(busy))
+                tb = tally_step(tb, B[TA_BUSY], now, float(busy))
                 if autoscaling:
                     tally_set(T[TA_AS_BUSY], B[0], now, T[TA_AS_BUSY, T_LEVEL] - 1.0)
                 nxt = -1
@@ -477,12 +484,12 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                     I[S_SQ_LEN] -= 1
                 if nxt >= 0:
                     queued -= 1
-                    busy = _serve(s, nxt, now, busy, queued, eid, heapn, X, RF, RI, inst, ht, he, hc, T, B,
-                                  autoscaling)
+                    busy, tb, ti = _serve(s, nxt, now, busy, queued, eid, heapn, X, RF, RI, inst, ht, he, hc, T,
+                                          B, autoscaling, tb, ti)
                     eid += 1
                     heapn += 1
                     continue
-                tally_set(T[TA_INSYS], B[TA_INSYS], now, float(busy + queued))
+                ti = tally_step(ti, B[TA_INSYS], now, float(busy + queued))
                 if inst[I_STATE, s] == _DRAINING and inst[I_BUSY, s] == 0:
                     X[F_NOW] = now
                     _terminate(s, I, X, inst, free, terminated, T, B)
@@ -499,9 +506,9 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                     main = M_RUN
                     g = j
                 elif main == M_EMPTY:
-                    _save(I, X, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id)
+                    _save(I, X, T, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti)
                     _main_end(I, X)
-                    now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id = _load(I, X)
+                    now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti = _load(I, X, T)
                     continue
                 elif main == M_END:
                     main = M_PROC_END
@@ -510,11 +517,11 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                     continue
                 else:  # M_PROC_END: env.run(until=proc) stops here
                     main = M_FINISHED
-                    _save(I, X, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id)
+                    _save(I, X, T, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti)
                     I[S_OLDEST] = _oldest_unresolved(I, inst)
                     return R_FINISHED
             else:
-                _save(I, X, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id)
+                _save(I, X, T, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti)
                 # Enough boot draws, free slots, instance records and action rows for one period.
                 need = I[P_MAX]
                 if (I[S_BOOT_N] - I[S_BOOT_POS] < need or I[S_NFREE] < need
@@ -533,7 +540,7 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                 X[F_NOW] = bt
                 _autoscale(I, X, RF, RI, inst, serving, free, launched, terminated, ht, HI, T, B,
                            boots, act_t, act_i, scratch)
-                now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id = _load(I, X)
+                now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti = _load(I, X, T)
                 as_t = now + X[Q_PERIOD]
                 as_id = eid
                 eid += 1
@@ -582,12 +589,13 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                 inst[I_QLEN, s] += 1
                 s = -1
         if s >= 0:
-            busy = _serve(s, g, now, busy, queued, eid, heapn, X, RF, RI, inst, ht, he, hc, T, B, autoscaling)
+            busy, tb, ti = _serve(s, g, now, busy, queued, eid, heapn, X, RF, RI, inst, ht, he, hc, T, B, autoscaling,
+                                  tb, ti)
             eid += 1
             heapn += 1
         else:
             queued += 1
-            tally_set(T[TA_INSYS], B[TA_INSYS], now, float(busy + queued))
+            ti = tally_step(ti, B[TA_INSYS], now, float(busy + queued))
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -756,13 +764,15 @@ class _Run:
         I[S_BOOT_N] = self.boots.size
 
     def _ensure_ring(self, n: int) -> None:
-        """Room in the ring for the chunks in flight and n more requests."""
+        """Room in the ring for the chunks in flight and n more requests; when it grows, room
+        for n more again (a chunk is mostly fed while the end of the previous one is in flight,
+        and each growth copies the ring)."""
         cap = self.RF.shape[1]
         lo = self.pending[0][0] if self.pending else self.g_next
         need = self.g_next + n - lo
         if need <= cap and cap > 1:
             return
-        new = _pow2(max(need, 2 * cap, 1024))
+        new = _pow2(max(need + n, 2 * cap, 1024))
         RF = np.zeros((5, new))
         RI = np.zeros((2, new), np.int64)
         if self.g_next > lo:

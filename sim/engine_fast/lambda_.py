@@ -16,16 +16,19 @@ State between chunks lives in arrays:
 - two idle pools (on-demand and provisioned), each in the reuse policy's structure: ``mru`` a
   doubly linked list in insertion order (pick the tail), ``newest`` an indexed max-heap on the
   environment id, ``random`` an array with swap-removal exactly like `RandomPool`;
-- two event heaps, completions and expiry timers (`common`'s heap; an event's int64 code packs
-  its slot, and the timer's generation or whether the completion timed out), and the scalar
-  state (time, tokens, counts).
+- the pending events (`common`'s ring and heap; an event's int64 code packs its kind, its slot,
+  and the timer's generation or whether the completion timed out): completions in a ring sorted
+  on (time, id), where they come nearly in the order they are scheduled, and expiry timers in a
+  heap with the completions that the ring let go (`common.ring_push`);
+- the scalar state (time, tokens, counts) and the configuration's parameters in ``fs`` and
+  ``ist``, so a call takes fewer arguments.
 Before each call `FastLambda._reserve` makes every array large enough for it (bounded by the
 concurrency limit and the chunk size), so memory follows the number of live environments and
 the chunk size, never the number of requests, and the kernel itself never allocates.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -33,8 +36,9 @@ from numba import njit
 from ..config import LambdaConfig
 from ..metrics import Collector
 from ..platforms.lambda_ import LambdaModel
-from ..streams import COLD, KEEPALIVE, ROUTING, WARM, RequestDraws, generator
-from .common import heap_pop, heap_push, new_heap, new_tally, tally_close, tally_set, tally_to_python
+from ..streams import COLD, KEEPALIVE, ROUTING, WARM, generator
+from .common import (heap_pop, heap_push, new_heap, new_ring, new_tally, ring_push, tally_close, tally_load,
+                     tally_set, tally_step, tally_store, tally_to_python)
 
 MRU, NEWEST, RANDOM = 0, 1, 2
 POLICY = {"mru": MRU, "newest": NEWEST, "random": RANDOM}
@@ -47,12 +51,16 @@ NF = 8
 # the keep-alive of the idle period the pending completion will start
 G_EXPIRES, G_TIMER, G_KEEP = range(3)
 NG = 3
-# fs (float state)
-S_NOW, S_TOKENS, S_TOKENS_AT = range(3)
-# ist (int state)
-(I_BUSY, I_ALIVE, I_NEXT_ID, I_EID, I_HEAP_N, I_FREE_N, I_HEAD0, I_TAIL0, I_HEAD1, I_TAIL1, I_N0, I_N1,
- I_XHEAP_N) = range(13)
-NI = 13
+# fs: float state, then parameters
+S_NOW, S_TOKENS, S_TOKENS_AT, Q_KEEP_S, Q_BURST, Q_REFILL, Q_TIMEOUT_MS = range(7)
+NS = 7
+# ist: int state, then parameters
+(I_BUSY, I_ALIVE, I_NEXT_ID, I_EID, I_RING_HEAD, I_RING_N, I_HEAP_N, I_FREE_N, I_HEAD0, I_TAIL0, I_HEAD1,
+ I_TAIL1, I_N0, I_N1, P_POLICY, P_LIMIT, P_PC, P_KEEP_CONST) = range(18)
+NI = 18
+# Event codes: bit 0 the kind; a completion's bit 1 whether it timed out, bits 2+ its slot; a
+# timer's bits 1-31 its slot, bits 32+ its generation (modulo 2**31).
+_GEN_MASK = 0x7FFFFFFF
 
 
 def _check_codes():
@@ -233,9 +241,8 @@ def _throttle(j, status, cold, latency, done, prov):
 
 
 @njit(cache=True, _nrt=False)  # no reference counting: the kernel never allocates (see _reserve)
-def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy, limit, pc, burst, refill,
-           timeout_ms, status, cold, latency, done, prov,
-           fs, ist, EI, EF, items, free, ht, he, hc, xt, xe, xc, at_s, at_b, bt_s, bt_b,
+def _chunk(t_arr, work_ms, init_ms, keep_s, route, status, cold, latency, done, prov,
+           fs, ist, EI, EF, items, free, rt, re, rc, ht, he, hc, at_s, at_b, bt_s, bt_b,
            mode, until_t, j_start, init_to, resume):
     """Run the chunk's arrivals (mode 0), or drain (mode 1: until no request is in flight;
     mode 2: every event before (until_t, next id), then advance to until_t; mode 3: every event
@@ -249,7 +256,18 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
     chunk's size): the caller fills `init_ms` from there and calls again with `j_start` that
     index, a larger `init_to` and `resume`: the request resumes where it stopped (its arrival
     event is not scheduled twice). Every request run gets all its outcomes (status, cold,
-    latency, done, prov) written: the caller's arrays need no initial values."""
+    latency, done, prov) written: the caller's arrays need no initial values.
+
+    The state read on every event (time, busy count, id counter, queue sizes) lives in locals
+    while the call runs and is saved to `fs` and `ist` when it returns; so does the busy tally.
+    Indices that cannot be negative are cast to unsigned where they index the chunk's arrays and
+    the ring: numba then skips its wraparound of negative indices, a cost on every access."""
+    policy, limit, pc, use_const = ist[P_POLICY], ist[P_LIMIT], ist[P_PC], ist[P_KEEP_CONST] != 0
+    keep_const, burst, refill, timeout_ms = fs[Q_KEEP_S], fs[Q_BURST], fs[Q_REFILL], fs[Q_TIMEOUT_MS]
+    now, busy, eid = fs[S_NOW], ist[I_BUSY], ist[I_EID]
+    rh, nr, nh = ist[I_RING_HEAD], ist[I_RING_N], ist[I_HEAP_N]
+    bt = tally_load(bt_s)
+    mask = rt.size - 1
     n_req = t_arr.size if mode == 0 else 0
     j = j_start
     while True:
@@ -257,66 +275,59 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
         if mode == 0:
             if j >= n_req:
                 break
-            t = t_arr[j]
-            now = fs[S_NOW]
+            t = t_arr[np.uint64(j)]
             if resume:  # its events already ran and `now` is its arrival time
                 resume = False
                 target_t = now
                 target_e = -1
             elif t - now > 0:
                 target_t = now + (t - now)
-                ist[I_EID] += 1
-                target_e = ist[I_EID]
+                eid += 1
+                target_e = eid
             else:
                 target_t = now
                 target_e = -1  # nothing runs before it
         elif mode == 1:
-            if ist[I_BUSY] == 0:
+            if busy == 0:
                 break
             target_t = np.inf
             target_e = 0
-        elif mode == 2:
-            now = fs[S_NOW]
-            target_t = now + (until_t - now)
-            ist[I_EID] += 1
-            target_e = ist[I_EID]
         else:
-            target_t = fs[S_NOW]
-            ist[I_EID] += 1
-            target_e = ist[I_EID]
-        # Events due before it, in (time, id) order.
-        # Completions and expiry timers are in two heaps (timers of idle environments are many and
-        # long-lived; completions few and short): the next event is the earlier of the two tops.
+            target_t = now + (until_t - now) if mode == 2 else now
+            eid += 1
+            target_e = eid
+        # Events due before it, in (time, id) order: completions in the ring, expiry timers (and
+        # the completions that left the ring) in the heap; the next is the earlier of the two tops.
         while True:
-            nc, nx = ist[I_HEAP_N], ist[I_XHEAP_N]
-            if nc > 0 and (nx == 0 or ht[0] < xt[0] or (ht[0] == xt[0] and he[0] < xe[0])):
+            if nr > 0:
+                h = np.uint64(rh)
+                ev_t, ev_e = rt[h], re[h]
+                in_ring = nh == 0 or ev_t < ht[0] or (ev_t == ht[0] and ev_e < he[0])
+                if not in_ring:
+                    ev_t, ev_e = ht[0], he[0]
+            elif nh > 0:
                 ev_t, ev_e = ht[0], he[0]
-                kind = COMPLETE
-            elif nx > 0:
-                ev_t, ev_e = xt[0], xe[0]
-                kind = EXPIRE
+                in_ring = False
             else:
                 break
             if not (ev_t < target_t or (ev_t == target_t and ev_e < target_e)):
                 break
-            if kind == COMPLETE:
-                code = hc[0]
-                s, b = code >> 1, code & 1
-                heap_pop(ht, he, hc, nc)
-                ist[I_HEAP_N] -= 1
+            if in_ring:
+                code = rc[h]
+                rh = (rh + 1) & mask
+                nr -= 1
             else:
-                code = xc[0]
-                s, b = code & 0x7FFFFFFF, code >> 32
-                heap_pop(xt, xe, xc, nx)
-                ist[I_XHEAP_N] -= 1
-            fs[S_NOW] = ev_t
+                code = hc[0]
+                heap_pop(ht, he, hc, nh)
+                nh -= 1
             now = ev_t
-            if kind == COMPLETE:
-                ist[I_BUSY] -= 1
-                tally_set(bt_s, bt_b, now, ist[I_BUSY])
+            if code & 1 == COMPLETE:
+                s = code >> 2
+                busy -= 1
+                bt = tally_step(bt, bt_b, now, busy)
                 if EI[s, F_PROV] == 1:
                     _pool_add(policy, 1, s, EI, items, ist)
-                elif b == 1:  # timed out: the environment is discarded
+                elif code & 2:  # timed out: the environment is discarded
                     ist[I_ALIVE] -= 1
                     tally_set(at_s, at_b, now, ist[I_ALIVE])
                     _free_slot(EI, free, ist, s)
@@ -326,17 +337,13 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
                     EF[s, G_EXPIRES] = expires
                     _pool_add(policy, 0, s, EI, items, ist)
                     if EI[s, F_TIMER_SET] == 0 or EF[s, G_TIMER] > expires:
-                        EI[s, F_GEN] += 1
-                        EI[s, F_TIMER_SET] = 1
-                        EF[s, G_TIMER] = expires
-                        ist[I_EID] += 1
-                        heap_push(xt, xe, xc, ist[I_XHEAP_N], now + (expires - now), ist[I_EID],
-                                  (EI[s, F_GEN] << 32) | s)
-                        ist[I_XHEAP_N] += 1
-                if mode == 1 and ist[I_BUSY] == 0:
+                        eid += 1
+                        nh = _arm(EI, EF, s, expires, now, eid, ht, he, hc, nh)
+                if mode == 1 and busy == 0:
                     break  # SimPy: the empty event is scheduled now; later ids wait for it
             else:  # EXPIRE
-                if EI[s, F_GEN] != b:
+                s = (code >> 1) & _GEN_MASK
+                if EI[s, F_GEN] & _GEN_MASK != code >> 32:
                     continue
                 armed_for = EF[s, G_TIMER]
                 EI[s, F_TIMER_SET] = 0
@@ -344,14 +351,8 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
                 if EI[s, F_IDLE] == 0:
                     continue
                 if EF[s, G_EXPIRES] > armed_for:
-                    expires = EF[s, G_EXPIRES]
-                    EI[s, F_GEN] += 1
-                    EI[s, F_TIMER_SET] = 1
-                    EF[s, G_TIMER] = expires
-                    ist[I_EID] += 1
-                    heap_push(xt, xe, xc, ist[I_XHEAP_N], now + (expires - now), ist[I_EID],
-                              (EI[s, F_GEN] << 32) | s)
-                    ist[I_XHEAP_N] += 1
+                    eid += 1
+                    nh = _arm(EI, EF, s, EF[s, G_EXPIRES], now, eid, ht, he, hc, nh)
                     continue
                 EI[s, F_IDLE] = 0
                 _pool_remove(policy, 0, s, EI, items, ist)
@@ -359,61 +360,74 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, keep_const, use_const, policy
                 tally_set(at_s, at_b, now, ist[I_ALIVE])
                 _free_slot(EI, free, ist, s)
         if mode == 1:
-            if ist[I_BUSY] == 0:
+            if busy == 0:
                 break
             continue
         if mode >= 2:
-            fs[S_NOW] = target_t
+            now = target_t
             break
         # The arrival (LambdaModel.arrive).
         now = target_t
-        fs[S_NOW] = now
-        if ist[I_BUSY] >= limit:
-            _throttle(j, status, cold, latency, done, prov)
+        uj = np.uint64(j)
+        if busy >= limit:
+            _throttle(uj, status, cold, latency, done, prov)
             j += 1
             continue
-        u = route[j]
+        u = route[uj] if policy == RANDOM else 0.0  # (route is empty for the other policies)
         s = _pool_pick(policy, 1, u, EI, items, ist) if pc > 0 else -1
         if s < 0:
             s = _pool_pick(policy, 0, u, EI, items, ist)
         init = 0.0
         if s < 0:
             if j >= init_to:
-                return j  # a cold start needs its INIT duration: computed by the caller
+                break  # a cold start needs its INIT duration: computed by the caller
             tokens = fs[S_TOKENS] + (now - fs[S_TOKENS_AT]) * refill
-            fs[S_TOKENS] = tokens if tokens < burst else float(burst)
+            fs[S_TOKENS] = tokens if tokens < burst else burst
             fs[S_TOKENS_AT] = now
             if fs[S_TOKENS] < 1.0:
-                _throttle(j, status, cold, latency, done, prov)
+                _throttle(uj, status, cold, latency, done, prov)
                 j += 1
                 continue
             fs[S_TOKENS] -= 1.0
             s = _new_env(EI, EF, free, ist, False)
             tally_set(at_s, at_b, now, ist[I_ALIVE])
-            init = init_ms[j]
-            cold[j] = True
-            prov[j] = False
+            init = init_ms[uj]
+            cold[uj] = True
+            prov[uj] = False
         else:
             EI[s, F_IDLE] = 0
-            cold[j] = False
-            prov[j] = EI[s, F_PROV] == 1
-        work = work_ms[j]
+            cold[uj] = False
+            prov[uj] = EI[s, F_PROV] == 1
+        work = work_ms[uj]
         timed_out = work > timeout_ms
         if timed_out:
             work = timeout_ms
-        status[j] = TIMEOUT if timed_out else OK
+        status[uj] = TIMEOUT if timed_out else OK
         lat_ms = init + work
         lat_s = lat_ms / 1000.0
-        latency[j] = lat_ms
-        done[j] = now + lat_s
-        ist[I_BUSY] += 1
-        tally_set(bt_s, bt_b, now, ist[I_BUSY])
-        EF[s, G_KEEP] = keep_const if use_const else keep_s[j]
-        ist[I_EID] += 1
-        heap_push(ht, he, hc, ist[I_HEAP_N], now + lat_s, ist[I_EID], (s << 1) | (1 if timed_out else 0))
-        ist[I_HEAP_N] += 1
+        latency[uj] = lat_ms
+        done[uj] = now + lat_s
+        busy += 1
+        bt = tally_step(bt, bt_b, now, busy)
+        EF[s, G_KEEP] = keep_const if use_const else keep_s[uj]
+        eid += 1
+        nr, nh = ring_push(rt, re, rc, rh, nr, now + lat_s, eid, (s << 2) | (2 if timed_out else 0) | COMPLETE,
+                           ht, he, hc, nh)
         j += 1
+    fs[S_NOW] = now
+    tally_store(bt_s, bt)
+    ist[I_BUSY], ist[I_EID], ist[I_RING_HEAD], ist[I_RING_N], ist[I_HEAP_N] = busy, eid, rh, nr, nh
     return j
+
+
+@njit(cache=True, inline="always")
+def _arm(EI, EF, s, expires, now, eid, ht, he, hc, nh):
+    """LambdaModel._arm: slot s's expiry timer (id eid) for `expires`; returns the heap's size."""
+    EI[s, F_GEN] += 1
+    EI[s, F_TIMER_SET] = 1
+    EF[s, G_TIMER] = expires
+    heap_push(ht, he, hc, nh, now + (expires - now), eid, ((EI[s, F_GEN] & _GEN_MASK) << 32) | (s << 1) | EXPIRE)
+    return nh + 1
 
 
 class _ChunkView:
@@ -444,40 +458,52 @@ class FastLambda:
         self.EF = np.full((cap, NG), np.nan)
         self.items = np.zeros((2, cap), np.int64)
         self.free = np.arange(cap - 1, -1, -1, dtype=np.int64)
-        self.ist = np.zeros(NI, np.int64)
-        self.ist[[I_HEAD0, I_TAIL0, I_HEAD1, I_TAIL1]] = -1
-        self.ist[I_FREE_N] = cap
-        self.fs = np.array([0.0, float(cfg.scale_burst), 0.0])
-        self.heap = new_heap()  # completions
-        self.timers = new_heap()  # expiry timers
+        self.ist = ist = np.zeros(NI, np.int64)
+        ist[[I_HEAD0, I_TAIL0, I_HEAD1, I_TAIL1]] = -1
+        ist[I_FREE_N] = cap
+        ist[P_POLICY], ist[P_LIMIT], ist[P_PC] = self.policy, cfg.concurrency_limit, cfg.provisioned_concurrency
+        ist[P_KEEP_CONST] = self.model.keep_dist is None
+        self.fs = np.zeros(NS)
+        self.fs[[S_TOKENS, Q_KEEP_S, Q_BURST, Q_REFILL, Q_TIMEOUT_MS]] = (
+            float(cfg.scale_burst), float(cfg.keep_alive_s) if self.model.keep_dist is None else 0.0,
+            float(cfg.scale_burst), float(cfg.scale_refill_per_s), self.model.timeout_ms)
+        self.ring = new_ring()  # completions
+        self.heap = new_heap()  # expiry timers, and completions that left the ring
         self.at_s, self.at_b = new_tally(warmup_s, period_s)
         self.bt_s, self.bt_b = new_tally(warmup_s, period_s)
-        self.keep_const = float(cfg.keep_alive_s) if self.model.keep_dist is None else 0.0
         for _ in range(cfg.provisioned_concurrency):  # LambdaModel.__init__'s provisioned environments
-            s = self.free[self.ist[I_FREE_N] - 1]
-            self.ist[I_FREE_N] -= 1
-            self.EI[s, F_ID] = self.ist[I_NEXT_ID]
-            self.ist[I_NEXT_ID] += 1
+            s = self.free[ist[I_FREE_N] - 1]
+            ist[I_FREE_N] -= 1
+            self.EI[s, F_ID] = ist[I_NEXT_ID]
+            ist[I_NEXT_ID] += 1
             self.EI[s, F_PROV] = 1
-            self.ist[I_ALIVE] += 1
-            _pool_add(self.policy, 1, s, self.EI, self.items, self.ist)
-        tally_set(self.at_s, self.at_b, 0.0, float(self.ist[I_ALIVE]))
+            ist[I_ALIVE] += 1
+            _pool_add(self.policy, 1, s, self.EI, self.items, ist)
+        tally_set(self.at_s, self.at_b, 0.0, float(ist[I_ALIVE]))
 
     def _reserve(self, n_req: int, until_s: float) -> None:
         """Make every array large enough for a call with `n_req` arrivals and events up to
         `until_s`: each arrival may add a completion, a new environment and (through its
         completion) an expiry timer; the tallies' bins must reach `until_s`."""
         ist, cfg = self.ist, self.cfg
-        busy, nc, nx = int(ist[I_BUSY]), int(ist[I_HEAP_N]), int(ist[I_XHEAP_N])
+        busy, nr, nh = int(ist[I_BUSY]), int(ist[I_RING_N]), int(ist[I_HEAP_N])
         # In flight (pending completions) and on-demand environments alive never exceed the
         # concurrency limit (an environment is created only when none is idle), plus the
         # provisioned ones; expiry timers at most one per completion on top of those pending.
+        # The heap holds the timers and may hold every completion.
         bound = cfg.concurrency_limit + cfg.provisioned_concurrency
-        need_c, need_x = min(nc + n_req, bound) + 1, nx + min(busy + n_req, 2 * n_req + bound) + 1
-        if self.heap[0].size < need_c:
-            self.heap = tuple(_grown(a, need_c) for a in self.heap)
-        if self.timers[0].size < need_x:
-            self.timers = tuple(_grown(a, need_x) for a in self.timers)
+        need_c = min(busy + n_req, bound) + 1
+        need_x = nh + min(busy + n_req, 2 * n_req + bound) + need_c
+        if self.ring[0].size < need_c:
+            size = _pow2(need_c)
+            order = (int(ist[I_RING_HEAD]) + np.arange(nr)) & (self.ring[0].size - 1)
+            grown = new_ring(size)
+            for new, old in zip(grown, self.ring):
+                new[:nr] = old[order]
+            self.ring = grown
+            ist[I_RING_HEAD] = 0
+        if self.heap[0].size < need_x:
+            self.heap = tuple(_grown(a, need_x) for a in self.heap)
         while ist[I_FREE_N] < min(n_req, max(0, bound - int(ist[I_ALIVE]))) + 1:
             self.EI, self.EF, self.items, self.free = _grow_slots(self.EI, self.EF, self.items, self.free, ist)
         for name in ("at", "bt"):
@@ -486,24 +512,32 @@ class FastLambda:
             if k > bins.size:
                 setattr(self, f"{name}_b", _grown(bins, k))
 
+    def _last_completion(self) -> float:
+        """When the last pending completion is due (the current time when none is)."""
+        ist = self.ist
+        nr, nh = int(ist[I_RING_N]), int(ist[I_HEAP_N])
+        last = self.now
+        if nr:
+            last = max(last, float(self.ring[0][(int(ist[I_RING_HEAD]) + nr - 1) & (self.ring[0].size - 1)]))
+        completions = (self.heap[2][:nh] & 1) == COMPLETE
+        if completions.any():
+            last = max(last, float(self.heap[0][:nh][completions].max()))
+        return last
+
     def _call(self, t, work, init, keep, route, outs, mode, until_t=0.0, j_start=0, init_to=0, resume=False):
-        cfg = self.cfg
         if mode == 0:
             until_s = float(t[-1]) if t.size else self.now
         elif mode == 1:
-            nc = int(self.ist[I_HEAP_N])
-            until_s = float(self.heap[0][:nc].max()) if nc else self.now
+            until_s = self._last_completion()
         else:
             until_s = max(until_t, self.now)
         if not resume:
             self._reserve(t.size, until_s)
-        return _chunk(t, work, init, keep, route, self.keep_const, self.model.keep_dist is None, self.policy,
-                      cfg.concurrency_limit, cfg.provisioned_concurrency, float(cfg.scale_burst),
-                      float(cfg.scale_refill_per_s), self.model.timeout_ms, *outs,
-                      self.fs, self.ist, self.EI, self.EF, self.items, self.free, *self.heap, *self.timers,
-                      self.at_s, self.at_b, self.bt_s, self.bt_b, mode, until_t, j_start, init_to, resume)
+        return _chunk(t, work, init, keep, route, *outs, self.fs, self.ist, self.EI, self.EF, self.items, self.free,
+                      *self.ring, *self.heap, self.at_s, self.at_b, self.bt_s, self.bt_b, mode, until_t, j_start,
+                      init_to, resume)
 
-    def chunk(self, t_arr: np.ndarray, draws):
+    def chunk(self, t_arr: np.ndarray, draws: _Draws):
         """Run one chunk of arrivals; the per-request outcomes as arrays."""
         cfg, n = self.cfg, t_arr.size
         svc = cfg.service
@@ -520,9 +554,9 @@ class FastLambda:
         outs = (status, cold, latency, done, prov)
         # INIT durations only from the first cold start on, in windows that double from
         # _INIT_WINDOW: most chunks of a steady load have none or a few cold starts, and `ppf` of
-        # the whole rest of the chunk would cost more than the chunk's simulation. The values are
-        # those of `ppf` of the whole chunk (`ppf` is elementwise). Values outside the windows are
-        # never read; they are NaN, not a draw.
+        # the whole rest of the chunk (or even its uniforms) would cost more than the chunk's
+        # simulation. The values are those of `ppf` of the whole chunk (`ppf` is elementwise).
+        # Values outside the windows are never read; they are NaN, not a draw.
         init = np.full(n, np.nan)
         j, init_to, window = 0, 0, _INIT_WINDOW
         while True:
@@ -530,7 +564,7 @@ class FastLambda:
             if j >= n:
                 break
             init_to = min(n, j + window)
-            init[j:init_to] = svc.cold_init_ms.ppf(draws.cold[j:init_to])
+            init[j:init_to] = svc.cold_init_ms.ppf(draws.cold(j, init_to))
             window *= 2
         return work, init, status, cold, latency, done, prov
 
@@ -554,6 +588,11 @@ class FastLambda:
         return self.model
 
 
+def _pow2(n: int) -> int:
+    """The least power of two >= n."""
+    return 1 << max(0, n - 1).bit_length()
+
+
 def _grown(a: np.ndarray, size: int) -> np.ndarray:
     """`a` copied into a larger array (at least `size`, at least twice as large)."""
     out = np.zeros(max(size, 2 * a.size), a.dtype)
@@ -567,19 +606,43 @@ _EMPTY_B = np.zeros(0, np.bool_)
 _INIT_WINDOW = 256  # a chunk's cold starts re-enter the kernel at most log2(chunk / this) + 1 times
 
 
+class _Draws(NamedTuple):
+    """A chunk's uniforms (`RequestDraws`); the COLD ones on demand: ``cold(start, stop)``."""
+
+    warm: np.ndarray
+    cold: Callable[[int, int], np.ndarray]
+    keepalive: np.ndarray | None
+    routing: np.ndarray | None
+
+
 class _Streams:
-    """`RequestStreams` without the purposes this configuration never reads (each purpose is a
-    stream of its own, so leaving one out changes no other: the draws are the same)."""
+    """`RequestStreams` without the draws this configuration never reads (each purpose is a
+    stream of its own, so leaving one out changes no other: the draws are the same).
+
+    A chunk's COLD uniforms are drawn only where a request needs its INIT duration: the stream
+    skips the others with ``PCG64.advance`` (a uniform of ``Generator.random`` is one 64-bit
+    output of the bit generator, so skipping k outputs is drawing k uniforms)."""
 
     def __init__(self, seed: int, *, keep: bool, routing: bool):
         self._warm, self._cold = generator(seed, WARM), generator(seed, COLD)
         self._keep = generator(seed, KEEPALIVE) if keep else None
         self._route = generator(seed, ROUTING) if routing else None
+        self._cold_left = 0  # COLD uniforms of the previous chunk not drawn yet
+        self._cold_at = 0  # the next COLD uniform's index in the current chunk
 
-    def next(self, n: int) -> RequestDraws:
-        return RequestDraws(self._warm.random(n), self._cold.random(n),
-                            self._keep.random(n) if self._keep is not None else None,
-                            self._route.random(n) if self._route is not None else None)
+    def next(self, n: int) -> _Draws:
+        self._cold.bit_generator.advance(self._cold_left - self._cold_at)
+        self._cold_left, self._cold_at = n, 0
+        return _Draws(self._warm.random(n), self._cold_window,
+                      self._keep.random(n) if self._keep is not None else None,
+                      self._route.random(n) if self._route is not None else None)
+
+    def _cold_window(self, start: int, stop: int) -> np.ndarray:
+        """The COLD uniforms of requests [start, stop) of the current chunk (windows in order)."""
+        assert self._cold_at <= start <= stop <= self._cold_left, "COLD windows must come in order"
+        self._cold.bit_generator.advance(start - self._cold_at)
+        self._cold_at = stop
+        return self._cold.random(stop - start)
 
 
 def run_lambda(cfg: LambdaConfig, chunks: Iterable[np.ndarray], *, seed: int, warmup_s: float,
