@@ -375,8 +375,8 @@ def _echo_lines(lines) -> None:
 @click.option("--quick", is_flag=True, help="A small campaign (about a minute): for trying things and tests.")
 @click.option("--cold", "n_cold", type=click.IntRange(0, 10000), help="Cold starts per configuration (default 20; quick 3).")
 @click.option("--warm", "n_warm", type=click.IntRange(1, 10**6), help="Sequential warm requests (default 500; quick 50).")
-@click.option("--warm-gap", "warm_gap_s", type=click.FloatRange(0, 60), help="Idle seconds before each warm request "
-              "(default 0.1: the latency of a request reaching an idle worker; 0: back to back).")
+@click.option("--warm-gap", "warm_gap_s", type=click.FloatRange(0, 60), help="Longest idle pause (s) before a warm request; "
+              "half the pauses spread log-uniformly from 0.5 ms to it, for the idle effect, half are it (default 0.2; 0: back to back).")
 @click.option("--levels", help="Load levels: concurrent clients, comma-separated (default 1,2,4,...,32; quick 1,2).")
 @click.option("--level-s", type=click.FloatRange(0.5, 3600), help="Seconds per load level (default 10; quick 2).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted campaign in --out.")

@@ -7,13 +7,17 @@ noisy), then for each of the target's configurations measures, in this order:
    after the other, with nothing else of the target running.
 2. **warm** — the configuration is brought up, `warmup` requests (plus the target's own, e.g.
    three per server worker) are sent and *not recorded*, then `n_warm` sequential requests are,
-   each after an idle pause of `warm_gap_s` (100 ms). A request that reaches an idle worker
-   takes longer than one sent back to back (the client's, the server's and the worker's threads
-   have to wake up: on this host a tiny model answers in 0.65 ms back to back and in 2.2 ms
-   after 50 ms or more of idleness, and a Lambda environment in 1.0 and 2.2 ms), and requests
-   in production, and in a replayed trace, mostly arrive at idle workers: the warm distribution
-   is that of a request arriving at an idle worker (``servesim validate`` showed this mechanism;
-   ``warm_gap_s: 0`` measures back to back as before).
+   each after an idle pause. A request that reaches an idle worker takes longer than one sent
+   back to back (the CPU sleeps deeper and loses its caches the longer it waits: on this host a
+   tiny model answers in 1.5 ms right after the previous request and in 2.3 ms after 50 ms or
+   more of idleness, with a time constant of about 12 ms, on gunicorn as in a Lambda
+   environment; ``servesim validate`` showed this mechanism). So half the pauses are spread
+   log-uniformly from `WARM_GAP_MIN_S` (0.5 ms) to `warm_gap_s` (200 ms) and half are
+   `warm_gap_s`, in a shuffled order fixed by `WARM_GAP_SEED` (so that drift over the phase is
+   not mistaken for the effect); the fit (`calibrate.fit.fit_idle_effect`) takes from the spread
+   how the time shrinks with shorter idle times (`sim.config.IdleEffect`), and from the rested
+   ones mostly the distribution of a request reaching a rested unit.
+   ``warm_gap_s: 0`` measures back to back.
 3. **load** — closed loop at increasing concurrency (`load_levels`, clients each sending its
    next request as soon as the previous one is answered) for `level_s` seconds per level, after
    two unrecorded requests per client (on Lambda these start the level's environments). Per
@@ -61,7 +65,7 @@ class CampaignSettings:
     `level_s`: seconds measured per level; `warmup`: unrecorded requests before the warm phase;
     `knee_growth`: the throughput growth below which the levels stop; `p99_explode`: the factor
     over the first level's p99 at which they stop; `flush_rows`: rows per part file at most;
-    `warm_gap_s`: the idle pause before each warm request."""
+    `warm_gap_s`: the longest idle pause before a warm request (they spread from WARM_GAP_MIN_S)."""
 
     n_cold: int
     n_warm: int
@@ -72,7 +76,7 @@ class CampaignSettings:
     p99_explode: float = 10.0
     quick: bool = False
     flush_rows: int = 2000
-    warm_gap_s: float = 0.1
+    warm_gap_s: float = 0.2
 
     def __post_init__(self):
         if self.n_cold < 0 or self.n_warm < 0 or self.warmup < 0:
@@ -86,6 +90,21 @@ class CampaignSettings:
             raise ServesimError(f"level_s must be > 0, got {self.level_s}")
         if not 0 <= self.warm_gap_s <= 60:
             raise ServesimError(f"warm_gap_s must be from 0 to 60 s, got {self.warm_gap_s}")
+
+
+WARM_GAP_MIN_S = 0.0005
+WARM_GAP_SEED = 20261122
+
+
+def warm_pauses(n: int, longest_s: float) -> np.ndarray:
+    """The idle pauses (s) before each of `n` warm requests: half log-uniformly spaced from
+    WARM_GAP_MIN_S to `longest_s`, the others `longest_s`, shuffled with a fixed seed (all
+    `longest_s` when it is shorter than WARM_GAP_MIN_S, zeros for 0)."""
+    if longest_s <= WARM_GAP_MIN_S or n < 4:
+        return np.full(n, float(longest_s))
+    spread = n // 2
+    pauses = np.concatenate([np.geomspace(WARM_GAP_MIN_S, longest_s, spread), np.full(n - spread, float(longest_s))])
+    return np.random.default_rng(WARM_GAP_SEED).permutation(pauses)
 
 
 QUICK = CampaignSettings(n_cold=3, n_warm=50, warmup=5, load_levels=(1, 2), level_s=2.0, quick=True)
@@ -497,9 +516,9 @@ class _Run:
     def warm(self, config: TargetConfig, base: dict, client) -> None:
         advance, _ = self.bars.task(f"{config.label} warm", self.settings.n_warm)
         samples = []
-        for i in range(self.settings.n_warm):
-            if self.settings.warm_gap_s:
-                time.sleep(self.settings.warm_gap_s)
+        for i, pause_s in enumerate(warm_pauses(self.settings.n_warm, self.settings.warm_gap_s)):
+            if pause_s > 0:
+                time.sleep(pause_s)
             s = client.call()
             samples.append(s)
             self.writer.append([_row(base, "warm", None, 1, i, s)])

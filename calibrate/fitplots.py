@@ -9,6 +9,9 @@ One PNG, three panels:
 3. empirical and fitted survival function 1 - CDF, log-log (a power-law tail is a straight line),
    with p99 and p99.9 marked.
 
+`plot_idle` draws an idle-effect fit (`calibrate.fit.fit_idle_effect`): each warm request's
+duration against the idle time before it (log x), the medians per bin, and the fitted curve.
+
 Drawn with matplotlib's Agg canvas directly (no pyplot, no global state), written atomically.
 """
 from __future__ import annotations
@@ -23,9 +26,9 @@ from sim.atomic import atomic_path
 from sim.dists import parse_dist
 from sim.dists_composite import dist_cdf, dist_pdf
 
-from .fit import FitReport
+from .fit import FitReport, IdleFit
 
-__all__ = ["plot_fit"]
+__all__ = ["plot_fit", "plot_idle"]
 
 
 def _qq_positions(n: int) -> np.ndarray:
@@ -95,6 +98,38 @@ def plot_fit(x: np.ndarray, report: FitReport, path: str | Path, title: str) -> 
     fig.suptitle(f"{title} — {label}, n={n}, KS {report.ks:.3g} (p {report.ks_p:.2g}), "
                  f"p99 {report.empirical['p99']:.4g} measured vs {report.fitted['p99']:.4g} fitted", fontsize=10)
 
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path
+
+
+def plot_idle(fit: IdleFit, path: str | Path, title: str) -> Path:
+    """Write the idle-effect PNG of `fit` to `path`; returns it."""
+    path = Path(path)
+    fig = Figure(figsize=(8, 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    idle_ms = np.maximum(fit.idle_s * 1000.0, 1e-3)
+    ax.plot(idle_ms, fit.x_ms, ".", ms=3, color="0.6", label="warm requests")
+    bins = fit.meta.get("bins", [])
+    if bins:
+        mids = [np.sqrt(b["idle_ms"][0] * b["idle_ms"][1]) for b in bins]
+        ax.plot(mids, [b["median_ms"] for b in bins], "o", color="C1", label="median per bin")
+    if fit.hot_ratio is not None:
+        grid = np.geomspace(idle_ms.min(), idle_ms.max(), 300)
+        rested = fit.meta["rested_median_ms"]
+        curve = rested * (1.0 - (1.0 - fit.hot_ratio) * np.exp(-grid / fit.tau_ms))
+        ax.plot(grid, curve, color="C0", lw=1.8,
+                label=f"fitted median: hot_ratio {fit.hot_ratio:.3f}, tau {fit.tau_ms:.3g} ms")
+        head = "fitted"
+    else:
+        head = f"no effect kept: {fit.reason}"
+    ax.set_xscale("log")
+    ax.set_ylim(0, float(np.quantile(fit.x_ms, 0.995)) * 1.1)
+    ax.set_xlabel("idle time before the request (ms)")
+    ax.set_ylabel("duration (ms)")
+    ax.legend(fontsize=8)
+    fig.suptitle(f"{title} — idle effect, n={fit.x_ms.size}: {head}", fontsize=10)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     return path

@@ -6,8 +6,13 @@ What is taken from the table (only rows with status ``ok`` are fitted; every sta
   ``warm_ms`` is fitted to ``server_ms`` of phase ``warm``: Lambda's Duration, the invocation as
   billed, which is what the simulator's warm_ms stands for (client-side network and front-door
   time is not part of it). If a configuration has no server_ms, ``client_ms`` is used and the fit
-  metadata says so (``column``). ``cold_init_ms`` is fitted to ``init_ms`` of phase ``cold``
-  (Lambda's Init Duration). ``max_memory_mb`` is the largest ``max_memory_mb`` seen in any phase.
+  metadata says so (``column``). **Idle effect**: each warm request's idle time (its send time
+  minus the previous warm request's send time and client latency; the phase's first request has
+  none and is left out) and its duration go to `calibrate.fit.fit_idle_effect`; when it finds an
+  effect, the entry gets ``idle_effect: {hot_ratio, tau_ms, fit}`` and ``warm_ms`` is fitted to
+  the durations carried to a rested unit; otherwise the reason is in ``warm_ms.fit.idle_effect``
+  and ``warm_ms`` is fitted to the durations as measured. The same holds for servers.
+  ``cold_init_ms`` is fitted to ``init_ms`` of phase ``cold`` (Lambda's Init Duration). ``max_memory_mb`` is the largest ``max_memory_mb`` seen in any phase.
 - **Server-like** rows (``memory_mb`` null): one entry per (instance type, workers); the instance
   type is ``instance_type``, or ``local`` (``local-<cpus>vcpu`` when a CPU limit was set) for the
   local server. ``service_ms`` is fitted to ``client_ms`` of phase ``warm``: sequential requests,
@@ -25,7 +30,7 @@ What is taken from the table (only rows with status ``ok`` are fitted; every sta
   ``warm_ms.fit.status`` / ``service_ms.fit.status``: counts per phase and status).
 - **Memory scaling** (``lambda_scaling``, top level, keyed by architecture, for every architecture
   measured at two or more memory sizes): `calibrate.fit.fit_memory_scaling` on the same warm
-  samples as ``warm_ms``. (sim/profile.py does not accept this key yet.)
+  samples as ``warm_ms`` (rested ones when an idle effect was found).
 
 Identity: ``model.name`` from ``model`` (one model per table), ``model.sha256`` from
 ``model_sha256`` when it is one 64-hex value; ``measured.target`` the distinct targets joined with
@@ -55,7 +60,7 @@ from sim.atomic import write_text
 from sim.errors import ConfigError
 from sim.profile import SCHEMA
 
-from .fit import FitReport, fit_memory_scaling, fit_samples
+from .fit import FitReport, IdleFit, fit_idle_effect, fit_memory_scaling, fit_samples
 from .table import COLUMNS
 
 __all__ = ["profile_from_table", "fit_measurements", "write_profile", "read_table", "table_sha256",
@@ -171,6 +176,30 @@ def _spec_with_fit(report: FitReport, **extra) -> dict:
     return {**report.spec, "fit": {**report.fit_meta(), **extra}}
 
 
+def _warm_with_idle(grp: pd.DataFrame, column: str, label: str, fits: list) -> IdleFit:
+    """The idle-effect fit of the ok warm durations in `column` against their idle times (see the
+    module docstring), also appended to `fits` for its plot."""
+    warm = grp[grp["phase"] == "warm"].sort_values(["run_id", "seq"])
+    send = pd.to_numeric(warm["send_s"], errors="coerce").to_numpy(dtype=float)
+    done = send + pd.to_numeric(warm["client_ms"], errors="coerce").to_numpy(dtype=float) / 1000.0
+    idle = np.full(send.size, np.nan)
+    same_run = (warm["run_id"].to_numpy()[1:] == warm["run_id"].to_numpy()[:-1])
+    idle[1:] = np.where(same_run, send[1:] - done[:-1], np.nan)
+    x = pd.to_numeric(warm[column], errors="coerce").to_numpy(dtype=float)
+    keep = (warm["status"] == "ok").to_numpy() & np.isfinite(x)
+    idle_fit = fit_idle_effect(idle[keep], x[keep])
+    fits.append((label, idle_fit.x_ms, idle_fit))
+    return idle_fit
+
+
+def _idle_entry(idle: IdleFit) -> dict:
+    return {"idle_effect": {"hot_ratio": _round(idle.hot_ratio), "tau_ms": _round(idle.tau_ms), "fit": idle.meta}}
+
+
+def _round(v: float) -> float:
+    return float(f"{v:.6g}")
+
+
 def _throughput(load: pd.DataFrame) -> tuple[list[dict], int]:
     points: list[dict] = []
     dropped = 0
@@ -224,18 +253,22 @@ def _lambda_entries(df: pd.DataFrame, source: str | None, fits: list) -> tuple[l
         mem = int(mem)
         name = f"lambda-{mem}mb-{arch}"
         ok = grp[grp["status"] == "ok"]
-        warm = ok[ok["phase"] == "warm"]
         column = "server_ms"
-        x = _values(warm, "server_ms")
-        if x.size == 0:
-            column, x = "client_ms", _values(warm, "client_ms")
-        rep = _fit(f"{name}-warm_ms", x, fits, source or "<table>")
-        warm_by_arch.setdefault(arch, []).append((mem, x))
+        if _values(ok[ok["phase"] == "warm"], "server_ms").size == 0:
+            column = "client_ms"
+        idle = _warm_with_idle(grp, column, f"{name}-idle_effect", fits)
+        rep = _fit(f"{name}-warm_ms", idle.rested_ms, fits, source or "<table>")
+        warm_by_arch.setdefault(arch, []).append((mem, idle.rested_ms))
         cold = _values(ok[ok["phase"] == "cold"], "init_ms")
         rep_cold = _fit(f"{name}-cold_init_ms", cold, fits, source or "<table>")
+        meta = {"column": column, "status": _status_counts(grp)}
+        if idle.reason is not None:
+            meta["idle_effect"] = idle.reason
         entry = {"memory_mb": mem, "architecture": str(arch),
-                 "warm_ms": _spec_with_fit(rep, column=column, status=_status_counts(grp)),
+                 "warm_ms": _spec_with_fit(rep, **meta),
                  "cold_init_ms": _spec_with_fit(rep_cold, column="init_ms")}
+        if idle.reason is None:
+            entry.update(_idle_entry(idle))
         mm = _values(ok, "max_memory_mb")
         if mm.size:
             entry["max_memory_mb"] = float(mm.max())
@@ -260,15 +293,20 @@ def _server_entries(df: pd.DataFrame, source: str | None, fits: list) -> list[di
         workers = int(workers)
         name = f"server-{it}-w{workers}"
         ok = grp[grp["status"] == "ok"]
-        rep = _fit(f"{name}-service_ms", _values(ok[ok["phase"] == "warm"], "client_ms"), fits, source or "<table>")
+        idle = _warm_with_idle(grp, "client_ms", f"{name}-idle_effect", fits)
+        rep = _fit(f"{name}-service_ms", idle.rested_ms, fits, source or "<table>")
         points, dropped = _throughput(ok[ok["phase"] == "load"])
         meta: dict = {"column": "client_ms", "status": _status_counts(grp)}
+        if idle.reason is not None:
+            meta["idle_effect"] = idle.reason
         knee = _knee(points)
         if knee is not None:
             meta["knee"] = knee
         if dropped:
             meta["throughput_dropped"] = dropped
         entry: dict = {"instance_type": it, "workers": workers, "service_ms": _spec_with_fit(rep, **meta)}
+        if idle.reason is None:
+            entry.update(_idle_entry(idle))
         boot = _values(ok[ok["phase"] == "cold"], "init_ms") / 1000.0
         if boot.size:
             rep_boot = _fit(f"{name}-boot_s", boot, fits, source or "<table>")
@@ -325,17 +363,22 @@ def profile_from_table(df: pd.DataFrame, *, source_path: str | Path | None = Non
 def fit_measurements(table_path, out_path: str | Path, *, plots_dir: str | Path | None = None) -> dict:
     """`servesim fit`: read the table (or several tables of the same model, e.g. a local-lambda and a
     local-server campaign, into one profile), fit, write the profile atomically (and one diagnostic
-    PNG per fitted distribution into `plots_dir`, named ``<entry>-<key>.png``); returns the profile."""
+    PNG per fitted distribution, and one of each idle-effect fit, into `plots_dir`, named
+    ``<entry>-<key>.png``); returns the profile."""
     if isinstance(table_path, (list, tuple)):
         table_path = list(table_path) if len(table_path) > 1 else table_path[0]
     df = pd.concat([read_table(p) for p in table_path], ignore_index=True) \
         if isinstance(table_path, list) else read_table(table_path)
     profile, fits = _build(df, table_path)
     if plots_dir is not None:
-        from .fitplots import plot_fit  # matplotlib only when asked for
+        from .fitplots import plot_fit, plot_idle  # matplotlib only when asked for
 
         for label, x, report in fits:
-            plot_fit(x, report, Path(plots_dir) / f"{label}.png", label)
+            if isinstance(report, IdleFit):
+                if report.idle_s.size:
+                    plot_idle(report, Path(plots_dir) / f"{label}.png", label)
+            else:
+                plot_fit(x, report, Path(plots_dir) / f"{label}.png", label)
     write_profile(profile, out_path)
     return profile
 

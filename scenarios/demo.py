@@ -2,8 +2,9 @@
 
 1. **Build** a small model (price-mlp, a tabular regressor; built offline, cached).
 2. **Calibrate** it on the local targets: the Lambda gateway over AWS's runtime emulator at
-   three memory sizes, and gunicorn held to 2 vCPUs standing for a c6i.large (quick sizes), and
-   **fit** a profile.
+   three memory sizes, and gunicorn held to 2 vCPUs standing for a c6i.large (quick sizes, but
+   300 warm requests: enough to fit the idle effect, `sim.config.IdleEffect`), and **fit** a
+   profile.
 3. **Simulate a month** of a diurnal trace with that profile: Lambda at three memory sizes and
    fixed c6i.large fleets of one and two instances behind an ALB (a sweep on the fast engine),
    and the cheapest configuration meeting the SLO.
@@ -96,7 +97,7 @@ def breakeven_scenario(profile: Path, hours: float = 2.0) -> dict:
 
 
 def run_demo(out_dir: str | Path, *, echo: Callable[[str], None] = print, progress: bool = True,
-             month_days: float = 30.0, validate_s: float = 45.0, n_cold: int = 5, n_warm: int = 100,
+             month_days: float = 30.0, validate_s: float = 45.0, n_cold: int = 5, n_warm: int = 300,
              executor: str = "processes") -> DemoResult:
     """The demo (see the module docstring) into `out_dir`."""
     import yaml

@@ -23,7 +23,9 @@ fields take the dataclass defaults. Service times: each key of an inline
 ``service:`` wins (a distribution spec, or ``trace`` for the trace's own durations: Azure
 traces with durations); missing ones come from the profile entry with the same memory_mb and
 architecture (Lambda) or instance_type and ``workers == workers_per_instance`` (EC2). That EC2
-entry's ``boot_s`` is the default ``autoscaling.boot_s``. With autoscaling, ``instances`` (or
+entry's ``boot_s`` is the default ``autoscaling.boot_s``. The idle effect
+(``service: {idle_effect: {hot_ratio, tau_ms}}``, `sim.config.IdleEffect`) goes with warm_ms or
+service_ms: inline beside an inline one (none if not given), else the profile entry's. With autoscaling, ``instances`` (or
 ``autoscaling.initial``) is the initial fleet size, by default ``min``.
 
 Every key is checked (an unknown one names its path and the closest valid key), every value is
@@ -56,7 +58,7 @@ from sim.config import (
 )
 from sim.dists import Constant, Distribution, parse_dist
 from sim.errors import ConfigError, check_keys, read_user_file
-from sim.profile import Profile, load_profile
+from sim.profile import Profile, load_profile, parse_idle_effect
 from sim.run import ENGINES
 from sim.units import parse_duration_s
 from traces.base import ArrivalSource
@@ -321,17 +323,28 @@ class _ProfileRef:
 
 
 def _service(p: Mapping, ctx: _Ctx, key: str, keys: tuple[str, ...], entry: Any,
-             profile: _ProfileRef, name: str, wanted: str) -> dict[str, Distribution]:
-    """Service distributions: inline keys win, the rest come from the profile `entry`."""
-    out: dict[str, Distribution] = {}
+             profile: _ProfileRef, name: str, wanted: str) -> dict[str, Any]:
+    """Service distributions: inline keys win, the rest come from the profile `entry`. The idle
+    effect (``idle``) goes with the first key (warm_ms, service_ms), which it modifies: inline
+    beside an inline one (or none), else the profile entry's."""
+    out: dict[str, Any] = {}
+    idle = None
     if "service" in p:
         inline = _mapping(p["service"], ctx, f"{key}.service", "{" + ", ".join(f"{k}: {{...}}" for k in keys) + "}")
-        check_keys(inline, keys, source=ctx.source, key=f"{key}.service")
+        check_keys(inline, (*keys, "idle_effect"), source=ctx.source, key=f"{key}.service")
         out = {k: _dist(inline[k], ctx, f"{key}.service.{k}") for k in keys if k in inline}
+        if "idle_effect" in inline:
+            if keys[0] not in inline:
+                raise ConfigError(ctx.source, f"{key}.service.idle_effect",
+                                  f"an inline {keys[0]} beside it (the idle effect modifies {keys[0]})")
+            idle, _ = parse_idle_effect(inline["idle_effect"], ctx.source, f"{key}.service.idle_effect")
     if len(out) < len(keys):
         if entry is None:
             raise profile.missing(ctx, key, name, wanted, keys)
         out.update({k: getattr(entry, k) for k in keys if k not in out})
+        if keys[0] not in p.get("service", {}):
+            idle = entry.idle
+    out["idle"] = idle
     return out
 
 

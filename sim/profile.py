@@ -8,16 +8,20 @@ frozen dataclasses. Reading one has no side effects. Format, ``schema: servesim.
      "measured": {"target": "local-lambda", "host": "...", "at": "2026-11-22T10:00:00Z",
                   "versions": {"onnxruntime": "1.20"}, "table_sha256": "<hex>"},
      "lambda": [{"memory_mb": 1024, "architecture": "x86_64",
-                 "warm_ms": <dist spec>, "cold_init_ms": <dist spec>, "max_memory_mb": 180}],
+                 "warm_ms": <dist spec>, "cold_init_ms": <dist spec>, "max_memory_mb": 180,
+                 "idle_effect": {"hot_ratio": 0.65, "tau_ms": 12.0}}],
      "server": [{"instance_type": "c6i.large", "workers": 2,
                  "service_ms": <dist spec>, "boot_s": <dist spec, optional>,
+                 "idle_effect": {"hot_ratio": 0.62, "tau_ms": 14.0},
                  "throughput": [{"concurrency": 1, "rps": 150.0, "p50_ms": 6.5, "p99_ms": 9.1}]}]}
 
 Required: ``schema``, ``model.name``, ``measured.target``, and at least one entry in ``lambda``
 or ``server``. Optional: ``model.sha256`` (64 hex digits), ``measured.host``, ``measured.at``
 (ISO 8601), ``measured.versions`` (name → version string), ``measured.table_sha256`` (64 hex
 digits, the measurement table's Parquet file), ``max_memory_mb``, ``boot_s``, ``throughput``
-(points in increasing concurrency).
+(points in increasing concurrency), ``idle_effect`` (`sim.config.IdleEffect`: how the warm or
+service time depends on the idle time before a request; ``warm_ms`` / ``service_ms`` are then
+the times of a request reaching a rested unit; it may carry a ``fit`` key like a dist spec).
 
 A dist spec is the one of `sim.dists` (``{"dist": "lognorm", "s": 0.4, "scale": 95}``); units
 are in the key (``warm_ms`` in ms, ``boot_s`` in seconds). Inside a profile it may carry a
@@ -38,14 +42,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .config import ARCHITECTURES
 import numpy as np
+
+from .config import ARCHITECTURES, IdleEffect
 
 from .dists import Distribution, parse_dist
 from .errors import ConfigError, check_keys, read_user_file
 
 __all__ = ["SCHEMA", "Profile", "ModelInfo", "Measurement", "LambdaEntry", "ServerEntry",
-           "ThroughputPoint", "load_profile", "profile_from_dict"]
+           "ThroughputPoint", "load_profile", "profile_from_dict", "parse_idle_effect"]
 
 SCHEMA = "servesim.profile/1"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -82,6 +87,7 @@ class LambdaEntry:
     max_memory_mb: float | None = None
     fit: Mapping[str, Mapping] = field(default_factory=dict)
     """Goodness of fit per distribution key (``{"warm_ms": {"n": .., "ks": .., ...}}``)."""
+    idle: IdleEffect | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,7 @@ class ServerEntry:
     boot_s: Distribution | None = None
     throughput: tuple[ThroughputPoint, ...] = ()
     fit: Mapping[str, Mapping] = field(default_factory=dict)
+    idle: IdleEffect | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +245,31 @@ class _Reader:
             spec = {k: v for k, v in spec.items() if k != "fit"}
         return parse_dist(spec, source=self.source, key=self.path(name), base_dir=base_dir)
 
+    def idle(self, fits: dict) -> IdleEffect | None:
+        """The optional ``idle_effect`` key (its ``fit`` metadata goes to ``fits["idle_effect"]``)."""
+        if not self.has("idle_effect"):
+            return None
+        effect, fit = parse_idle_effect(self.data["idle_effect"], self.source, self.path("idle_effect"))
+        if fit is not None:
+            fits["idle_effect"] = fit
+        return effect
+
+
+def parse_idle_effect(data: Any, source: str | None, key: str) -> tuple[IdleEffect, dict | None]:
+    """``{hot_ratio: 0.65, tau_ms: 12, fit: {...}}`` (fit optional) -> (IdleEffect, fit or None)."""
+    r = _Reader(data, source, key, ("hot_ratio", "tau_ms", "fit"))
+    hot = r.number("hot_ratio")
+    if not 0 < hot <= 10:
+        raise ConfigError(source, r.path("hot_ratio"), "a ratio in (0, 10]: the service time of a request reaching a "
+                          "unit that just finished one, over that of one reaching a rested unit", hot)
+    tau = r.number("tau_ms")
+    if not tau > 0:
+        raise ConfigError(source, r.path("tau_ms"), "a time constant > 0 (ms)", tau)
+    fit = r.get("fit", False)
+    if fit is not None and not isinstance(fit, Mapping):
+        raise ConfigError(source, r.path("fit"), "a mapping of fit figures", fit)
+    return IdleEffect(hot_ratio=hot, tau_ms=tau), (dict(fit) if fit is not None else None)
+
 
 def _items(data: Any, source: str | None, key: str) -> list:
     if data is None:
@@ -248,14 +280,15 @@ def _items(data: Any, source: str | None, key: str) -> list:
 
 
 def _lambda_entry(data: Any, source: str | None, key: str, base_dir: Path | None) -> LambdaEntry:
-    r = _Reader(data, source, key, ("memory_mb", "architecture", "warm_ms", "cold_init_ms", "max_memory_mb"))
+    r = _Reader(data, source, key, ("memory_mb", "architecture", "warm_ms", "cold_init_ms", "max_memory_mb",
+                                    "idle_effect"))
     arch = r.get("architecture", True)
     if arch not in ARCHITECTURES:
         raise ConfigError(source, r.path("architecture"), f"one of {', '.join(ARCHITECTURES)}", arch)
     fits: dict = {}
     return LambdaEntry(memory_mb=r.integer("memory_mb", 128), architecture=arch,
                        warm_ms=r.dist("warm_ms", base_dir, fits), cold_init_ms=r.dist("cold_init_ms", base_dir, fits),
-                       max_memory_mb=r.number("max_memory_mb", required=False), fit=fits)
+                       max_memory_mb=r.number("max_memory_mb", required=False), idle=r.idle(fits), fit=fits)
 
 
 def _throughput(data: Any, source: str | None, key: str) -> tuple[ThroughputPoint, ...]:
@@ -274,12 +307,13 @@ def _throughput(data: Any, source: str | None, key: str) -> tuple[ThroughputPoin
 
 
 def _server_entry(data: Any, source: str | None, key: str, base_dir: Path | None) -> ServerEntry:
-    r = _Reader(data, source, key, ("instance_type", "workers", "service_ms", "boot_s", "throughput"))
+    r = _Reader(data, source, key, ("instance_type", "workers", "service_ms", "boot_s", "throughput", "idle_effect"))
     fits: dict = {}
     return ServerEntry(instance_type=r.text("instance_type"), workers=r.integer("workers", 1),
                        service_ms=r.dist("service_ms", base_dir, fits),
                        boot_s=r.dist("boot_s", base_dir, fits, required=False),
-                       throughput=_throughput(r.data.get("throughput"), source, r.path("throughput")), fit=fits)
+                       throughput=_throughput(r.data.get("throughput"), source, r.path("throughput")),
+                       idle=r.idle(fits), fit=fits)
 
 
 def profile_from_dict(data: Any, *, source: str | None = "<profile>", path: Path | None = None,

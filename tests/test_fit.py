@@ -404,7 +404,9 @@ def test_fit_measurements_from_a_parquet_folder_with_plots(tmp_path):
     assert table_sha256(pd.read_parquet(folder)) == table_sha256(df)  # canonical bytes survive the round trip
     pngs = sorted(p.name for p in plots.iterdir())
     assert "lambda-1024mb-x86_64-warm_ms.png" in pngs and "server-local-2vcpu-w2-boot_s.png" in pngs
-    assert len(pngs) == 3 * 2 + 2
+    # Per Lambda entry warm_ms, cold_init_ms and the idle-effect plot; the server: service_ms, boot_s, idle.
+    assert "server-local-2vcpu-w2-idle_effect.png" in pngs
+    assert len(pngs) == 3 * 3 + 3
     for p in plots.iterdir():
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in tmp_path.rglob("*.tmp")]

@@ -14,6 +14,9 @@ Model (DESIGN.md, "Platform semantics"):
   instances are still booting. A launched instance is billed from launch and serves after its
   boot time; a scaled-in instance stops receiving requests, finishes what it has, and is
   terminated (billing stops) when it is empty.
+- Idle effect (`EC2Service.idle`, when measured): a request's service time is multiplied by
+  ``1 - (1 - hot_ratio) * exp(-idle / tau)``, idle being the time since its instance last had a
+  request in service (0 when another of its workers is busy; a new instance is rested).
 - Billing: per second with a 60 s minimum per launch, plus the ALB (see `billing.py`).
 """
 from __future__ import annotations
@@ -35,7 +38,7 @@ BOOTING, IN_SERVICE, DRAINING, TERMINATED = range(4)
 
 
 class _Instance:
-    __slots__ = ("id", "launched_s", "terminated_s", "state", "busy", "queue")
+    __slots__ = ("id", "launched_s", "terminated_s", "state", "busy", "queue", "free_s")
 
     def __init__(self, id_: int, launched_s: float):
         self.id = id_
@@ -44,6 +47,7 @@ class _Instance:
         self.state = BOOTING
         self.busy = 0
         self.queue: deque = deque()
+        self.free_s = -math.inf  # when a request of it last finished (never: rested)
 
 
 class EC2Model(Platform):
@@ -54,6 +58,9 @@ class EC2Model(Platform):
         super().__init__(env, warmup_s, period_s)
         self.cfg = cfg
         self.workers = cfg.workers_per_instance
+        idle = cfg.service.idle
+        self.idle_deficit = idle.deficit if idle is not None else None
+        self.idle_tau_s = idle.tau_s if idle is not None else None
         self.timeout_ms = cfg.request_timeout_s * 1000.0
         self.shared = cfg.load_balancer == "shared_queue"
         self.lor = cfg.load_balancer == "least_outstanding"
@@ -182,6 +189,9 @@ class EC2Model(Platform):
     def _start(self, inst: _Instance, chunk: Chunk, j: int) -> None:
         """Worker of `inst` starts request j of `chunk` now."""
         now = self.env.now
+        if self.idle_deficit is not None:
+            idle_s = now - inst.free_s if inst.busy == 0 else 0.0
+            chunk.work_ms[j] *= 1.0 - self.idle_deficit * math.exp(-idle_s / self.idle_tau_s)
         work_ms = chunk.work_ms[j]
         latency_ms = (now - chunk.t[j]) * 1000.0 + work_ms
         done_s = now + work_ms / 1000.0
@@ -202,6 +212,7 @@ class EC2Model(Platform):
     def _complete(self, ev) -> None:
         inst = ev._value
         now = self.env.now
+        inst.free_s = now
         inst.busy -= 1
         self.busy -= 1
         self.busy_tally.set(now, self.busy)

@@ -15,6 +15,10 @@ Model (DESIGN.md, "Platform semantics"):
   before the run, never cold for a request, and never reclaimed.
 - An invocation longer than `timeout_s` is stopped at the timeout (billed in full, status
   timeout) and its environment is discarded (AWS resets the runtime after a timeout).
+- Idle effect (`LambdaService.idle`, when measured): a warm invocation's duration is multiplied
+  by ``1 - (1 - hot_ratio) * exp(-idle / tau)``, idle being the time since its environment's
+  previous invocation finished; a cold start's first invocation and a provisioned environment's
+  first are rested (factor 1). The billed duration is the multiplied one.
 - No queueing: a request's latency is known when it arrives. Network and front-door overheads
   are not modelled; add them to `warm_ms` if you measured them end to end.
 - Billing: each invocation's duration rounded up to 1 ms, INIT added before rounding on a cold
@@ -42,7 +46,7 @@ from .pools import POOLS
 class _Env:
     """One execution environment."""
 
-    __slots__ = ("id", "created_s", "provisioned", "idle", "expires_s", "timer_s", "gen")
+    __slots__ = ("id", "created_s", "provisioned", "idle", "expires_s", "timer_s", "gen", "free_s")
 
     def __init__(self, id_: int, created_s: float, provisioned: bool):
         self.id = id_
@@ -52,6 +56,7 @@ class _Env:
         self.expires_s = 0.0  # end of the current idle period's keep-alive
         self.timer_s: float | None = None  # when its one pending expiry timer fires, if any
         self.gen = 0  # bumped when a timer is armed: an older pending timer is superseded
+        self.free_s = -math.inf  # when its last invocation finished (never: rested)
 
 
 class LambdaModel(Platform):
@@ -63,6 +68,9 @@ class LambdaModel(Platform):
         self.timeout_ms = cfg.timeout_s * 1000.0
         self.keep_dist: Distribution | None = None if isinstance(cfg.keep_alive_s, (int, float)) else cfg.keep_alive_s
         self.keep_const_s = float(cfg.keep_alive_s) if self.keep_dist is None else None
+        idle = cfg.service.idle
+        self.idle_deficit = idle.deficit if idle is not None else None
+        self.idle_tau_s = idle.tau_s if idle is not None else None
         self.idle = POOLS[cfg.reuse]()
         self.pc_idle = POOLS[cfg.reuse]()
         self.busy = 0
@@ -125,6 +133,8 @@ class LambdaModel(Platform):
             e.idle = False
             if e.provisioned:
                 chunk.extra["provisioned"][j] = True
+            if self.idle_deficit is not None:
+                chunk.work_ms[j] *= 1.0 - self.idle_deficit * math.exp(-(now - e.free_s) / self.idle_tau_s)
         work_ms = chunk.work_ms[j]
         timed_out = work_ms > self.timeout_ms
         if timed_out:
@@ -144,6 +154,7 @@ class LambdaModel(Platform):
     def _complete(self, ev) -> None:
         e, keep_s, timed_out = ev._value
         now = self.env.now
+        e.free_s = now
         self.busy -= 1
         self.busy_tally.set(now, self.busy)
         if self._empty is not None:
