@@ -622,12 +622,12 @@ def fit_idle_effect(idle_s: np.ndarray, x: np.ndarray) -> IdleFit:
     over more than a decade (10th percentile <= 1/10 of the 90th), tau inside the idle times
     measured, |1 - hot_ratio| >= `IDLE_MIN_EFFECT` (3 %) and more than `IDLE_Z` (3) standard errors
     from 0 (errors from the Jacobian at the solution). Otherwise no effect, with the reason.
-    `rested_ms`: the samples whose factor is at least `REST_FACTOR` (0.9), each divided by its
-    factor, or all of them so divided when fewer than `MIN_REST_N` (100) are. (Dividing a hot
-    sample by 0.6 also stretches its jitter, which is partly a fixed number of microseconds, not
-    a fraction: on the local server that made the tail of the rested distribution 8-14 % too long
-    at p99.) Samples without an idle time are left out; with no effect `rested_ms` is every finite
-    sample of `x`.
+    `rested_ms`: the samples whose factor is within 10 % of 1 (`REST_FACTOR`), each divided by
+    its factor, or all of them so divided when fewer than `MIN_REST_N` (100) are: where enough
+    requests reached a rested unit (the calibration's pauses make half of them do), the rested
+    distribution, its tail above all, is measured rather than carried over from hot requests
+    through the fitted curve. Samples without an idle time are left out; with no effect
+    `rested_ms` is every finite sample of `x`.
     """
     idle_s = np.asarray(idle_s, dtype=float)
     x_all = np.asarray(x, dtype=float)
@@ -684,9 +684,8 @@ def fit_idle_effect(idle_s: np.ndarray, x: np.ndarray) -> IdleFit:
                     f"{tau_hi * 1000:.3g} ms)")
     if abs(c) < IDLE_MIN_EFFECT or abs(c) <= IDLE_Z * se_c:
         return none(f"no clear effect (hot_ratio {1 - c:.3f} +- {se_c:.3f})")
-    f = 1.0 - c * np.exp(-idle_s / tau)
-    near = f >= REST_FACTOR if c > 0 else f <= 1.0 / REST_FACTOR
-    rested = x[near] / f[near] if near.sum() >= MIN_REST_N else x / f
+    near = d >= REST_FACTOR if c > 0 else d <= 1.0 / REST_FACTOR  # d: each sample's factor
+    rested = x[near] / d[near] if near.sum() >= MIN_REST_N else x / d
     meta["rested_from"] = f"{rested.size} samples with factor within 10 % of 1" if rested.size < x.size \
         else "every sample"
     return IdleFit(1.0 - c, tau * 1000.0, rested, meta, idle_s, x)

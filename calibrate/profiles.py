@@ -193,11 +193,9 @@ def _warm_with_idle(grp: pd.DataFrame, column: str, label: str, fits: list) -> I
 
 
 def _idle_entry(idle: IdleFit) -> dict:
-    return {"idle_effect": {"hot_ratio": _round(idle.hot_ratio), "tau_ms": _round(idle.tau_ms), "fit": idle.meta}}
-
-
-def _round(v: float) -> float:
-    return float(f"{v:.6g}")
+    """The entry's ``idle_effect`` (the fit's rounded figures, the rest of what it saw as ``fit``)."""
+    fit = {k: v for k, v in idle.meta.items() if k not in ("hot_ratio", "tau_ms")}
+    return {"idle_effect": {"hot_ratio": idle.meta["hot_ratio"], "tau_ms": idle.meta["tau_ms"], "fit": fit}}
 
 
 def _throughput(load: pd.DataFrame) -> tuple[list[dict], int]:
