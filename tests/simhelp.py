@@ -1,12 +1,16 @@
 """Small helpers for tests that drive the simulator directly (no scenario file)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pandas as pd
 
-from sim.config import EC2Config, EC2Service, LambdaConfig, LambdaService
+from sim.config import EC2Config, EC2Service, IdleEffect, LambdaConfig, LambdaService
 from sim.dists import parse_dist
 from sim.pricing import load_pricing
 from sim.run import simulate_one
+from sim.streams import WARM, generator
 
 PRICING = load_pricing()
 
@@ -36,3 +40,24 @@ def run(cfg, arrivals, *, seed=1, warmup_s=0.0, records=False, **kw):
     if records:
         return res, pd.concat(parts, ignore_index=True)
     return res
+
+
+def with_idle(cfg, idle: IdleEffect | None):
+    """`cfg` whose service times depend on the unit's idle time as `idle` says."""
+    return replace(cfg, service=replace(cfg.service, idle=idle))
+
+
+def scaled_by_the_idle_effect(cfg, records: pd.DataFrame, seed: int) -> int:
+    """Check the records' durations against their draws (the WARM stream through warm_ms or
+    service_ms): a cold start, a throttled or a rejected request keeps its draw, any other has
+    it multiplied by a factor between 1 and hot_ratio. Returns how many were multiplied by
+    another factor than 1 (so a test can check the effect was at work)."""
+    dist = cfg.service.warm_ms if isinstance(cfg, LambdaConfig) else cfg.service.service_ms
+    drawn = dist.ppf(generator(seed, WARM).random(len(records)))
+    work = records.work_ms.to_numpy()
+    scaled = (~records.status.isin(["throttled", "rejected"]) & ~records.cold).to_numpy()
+    np.testing.assert_allclose(work[~scaled], drawn[~scaled], rtol=1e-12)
+    lo, hi = sorted((1.0, cfg.service.idle.hot_ratio))
+    ratio = work[scaled] / drawn[scaled]
+    assert np.all((ratio >= lo * (1 - 1e-12)) & (ratio <= hi * (1 + 1e-12)))
+    return int(np.sum(np.abs(ratio - 1.0) > 1e-12))

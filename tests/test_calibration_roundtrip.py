@@ -41,8 +41,7 @@ def simulated_latencies(cfg, warm: pd.DataFrame) -> np.ndarray:
     gaps = np.diff(warm.send_s.to_numpy())
     times = 10.0 + np.concatenate([[0.0], np.cumsum(np.tile(gaps, 50))])
     parts = []
-    simulate_one(cfg, TimestampList(times.tolist()), pricing=load_pricing(), seed=3, record_sink=parts.append,
-                 engine="simpy")
+    simulate_one(cfg, TimestampList(times.tolist()), pricing=load_pricing(), seed=3, record_sink=parts.append)
     df = pd.concat(parts)
     return df.latency_ms.to_numpy()[1:]
 

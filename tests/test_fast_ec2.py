@@ -5,7 +5,8 @@ the same arrival chunks and seed, and compares every per-request record (status,
 completion time, service time) bit for bit, the collector's figures, the tallies (means, maxima,
 per-period series), the end time, the launches, the scaling actions and the bill. Chunk sizes
 as small as 7 put chunk boundaries inside queue backlogs. Ties are made on purpose with
-dyadic (exactly representable) arrival grids and service times.
+dyadic (exactly representable) arrival grids and service times. With an idle effect
+(`IdleEffect`) too, whose scaled service times are checked against the draws they come from.
 
 Plus one theory check on the fast engine alone (Erlang C, the tolerance of tests/test_theory.py).
 """
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim import engine_simpy
-from sim.config import AutoscalingConfig
+from sim.config import AutoscalingConfig, IdleEffect
 from sim.dists import parse_dist
 from sim.engine_fast import ec2 as fast
 from sim.metrics import Collector
@@ -30,8 +31,11 @@ from traces.poisson import Poisson
 
 from simhelp import PRICING, ec2
 
+from simhelp import scaled_by_the_idle_effect, with_idle
+
 LBS = ["least_outstanding", "round_robin", "shared_queue"]
 PERIOD_S = 60.0
+IDLE_EFFECTS = st.builds(IdleEffect, hot_ratio=st.floats(0.2, 1.5), tau_ms=st.floats(0.5, 200.0))
 
 
 # --- harness ---------------------------------------------------------------------------------
@@ -189,16 +193,17 @@ def test_no_instance_in_service_with_a_shared_queue_never_ends_in_either_engine(
             engine(cfg, iter([np.array([1.0, 2.0])]), seed=1, warmup_s=0.0, horizon_s=None, collector=Collector(0.0))
 
 
-settings_small = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings_small = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @settings_small
 @given(n=st.integers(1, 4), w=st.integers(1, 3), lb=st.sampled_from(LBS), qlim=st.integers(0, 6),
        load=st.floats(0.2, 1.6), svc=st.sampled_from(["constant", "expon", "lognorm"]), mean_ms=st.floats(5, 400),
        grid=st.booleans(), count=st.integers(0, 300), chunk=st.sampled_from([1, 3, 7, 50, 65536]),
-       timeout_s=st.floats(0.05, 5.0), warmup_s=st.sampled_from([0.0, 1.0, 7.5]), seed=st.integers(0, 999))
+       timeout_s=st.floats(0.05, 5.0), warmup_s=st.sampled_from([0.0, 1.0, 7.5]), seed=st.integers(0, 999),
+       idle=st.one_of(st.none(), IDLE_EFFECTS))
 def test_random_small_scenarios_agree(n, w, lb, qlim, load, svc, mean_ms, grid, count, chunk, timeout_s, warmup_s,
-                                      seed):
+                                      seed, idle):
     service = {"constant": {"dist": "constant", "value": mean_ms}, "expon": {"dist": "expon", "mean": mean_ms},
                "lognorm": {"dist": "lognorm", "s": 0.8, "scale": mean_ms}}[svc]
     rate = load * n * w / (mean_ms / 1000.0)
@@ -206,9 +211,11 @@ def test_random_small_scenarios_agree(n, w, lb, qlim, load, svc, mean_ms, grid, 
     if grid:  # snap to a coarse binary grid: many simultaneous arrivals
         step = 2.0 ** math.floor(math.log2(max(mean_ms / 1000.0, 1e-3)))
         times = np.floor(times / step) * step
-    cfg = ec2(service=service, instances=n, workers_per_instance=w, load_balancer=lb, queue_limit=qlim,
-              request_timeout_s=timeout_s)
-    _compare(cfg, times, chunk, seed=seed, warmup_s=warmup_s)
+    cfg = with_idle(ec2(service=service, instances=n, workers_per_instance=w, load_balancer=lb, queue_limit=qlim,
+                         request_timeout_s=timeout_s), idle)
+    got = _compare(cfg, times, chunk, seed=seed, warmup_s=warmup_s)
+    if idle is not None and got["records"] is not None:
+        scaled_by_the_idle_effect(cfg, got["records"], seed)
 
 
 # --- auto scaling ----------------------------------------------------------------------------
@@ -228,15 +235,20 @@ def _ramp(seed=1) -> np.ndarray:
 @pytest.mark.parametrize("metric,target", [("cpu", 0.5), ("requests_per_instance", 200.0)])
 @pytest.mark.parametrize("boot", [30, {"dist": "expon", "mean": 40}])
 @pytest.mark.parametrize("chunk", [50, 65536])
-def test_autoscaling_out_and_in_agrees(lb, metric, target, boot, chunk, monkeypatch):
+@pytest.mark.parametrize("idle", [None, IdleEffect(hot_ratio=0.7, tau_ms=50.0)], ids=["no-idle-effect", "idle-effect"])
+def test_autoscaling_out_and_in_agrees(lb, metric, target, boot, chunk, idle, monkeypatch):
+    """With an idle effect: launched instances start rested, booted ones take from the shared
+    queue, and the scaled service times drive the scaling metric."""
     a = AutoscalingConfig(min_instances=1, max_instances=4, target=target, boot_s=parse_dist(boot), metric=metric,
                           metric_period_s=60, scale_out_periods=2, scale_in_periods=4, cooldown_s=120)
-    cfg = ec2(service={"dist": "expon", "mean": 100}, instances=1, workers_per_instance=1, autoscaling=a,
-              load_balancer=lb, queue_limit=20)
+    cfg = with_idle(ec2(service={"dist": "expon", "mean": 100}, instances=1, workers_per_instance=1, autoscaling=a,
+                         load_balancer=lb, queue_limit=20), idle)
     got = _compare(cfg, _ramp(), chunk, monkeypatch=monkeypatch, horizon_s=4800.0)
     kinds = {k for _, k, _ in got["actions"]}
     assert kinds == {"scale_out", "scale_in"}
     assert len(got["launches"]) > 1
+    if idle is not None:
+        assert scaled_by_the_idle_effect(cfg, got["records"], 1) > len(got["records"]) // 4
 
 
 def test_the_reference_test_scenario_agrees():
@@ -263,15 +275,16 @@ def test_scale_in_drains_instances_with_queues(lb):
     assert sum(k == "scale_in" for _, k, _ in got["actions"]) > 5
 
 
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=50, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(lb=st.sampled_from(LBS), w=st.integers(1, 3), lo=st.integers(1, 2), extra=st.integers(0, 4),
        metric=st.sampled_from(["cpu", "requests_per_instance"]), target=st.floats(0.2, 0.9),
        period_s=st.sampled_from([1.0, 2.5, 10.0]), out_p=st.integers(1, 3), in_p=st.integers(1, 4),
        cooldown_s=st.sampled_from([0.0, 3.0, 20.0]), boot=st.sampled_from([0.0, 2.0, {"dist": "expon", "mean": 3}]),
-       qlim=st.integers(0, 8), chunk=st.sampled_from([5, 64, 65536]), grid=st.booleans(), seed=st.integers(0, 99))
+       qlim=st.integers(0, 8), chunk=st.sampled_from([5, 64, 65536]), grid=st.booleans(), seed=st.integers(0, 99),
+       idle=st.one_of(st.none(), IDLE_EFFECTS))
 def test_random_autoscaling_scenarios_agree(lb, w, lo, extra, metric, target, period_s, out_p, in_p, cooldown_s,
-                                            boot, qlim, chunk, grid, seed, monkeypatch):
+                                            boot, qlim, chunk, grid, seed, idle, monkeypatch):
     rng = np.random.default_rng(seed)
     rates = rng.uniform(2.0, 40.0, 6)
     times = np.concatenate([20.0 * k + np.sort(rng.uniform(0, 20.0, rng.poisson(r * 20.0)))
@@ -283,9 +296,11 @@ def test_random_autoscaling_scenarios_agree(lb, w, lo, extra, metric, target, pe
     a = AutoscalingConfig(min_instances=lo, max_instances=lo + extra, target=target, boot_s=parse_dist(boot),
                           metric=metric, metric_period_s=period_s, scale_out_periods=out_p, scale_in_periods=in_p,
                           cooldown_s=cooldown_s)
-    cfg = ec2(service={"dist": "expon", "mean": 150}, instances=1, workers_per_instance=w, autoscaling=a,
-              load_balancer=lb, queue_limit=qlim)
-    _compare(cfg, times, chunk, monkeypatch=monkeypatch, seed=seed, horizon_s=130.0)
+    cfg = with_idle(ec2(service={"dist": "expon", "mean": 150}, instances=1, workers_per_instance=w, autoscaling=a,
+                         load_balancer=lb, queue_limit=qlim), idle)
+    got = _compare(cfg, times, chunk, monkeypatch=monkeypatch, seed=seed, horizon_s=130.0)
+    if idle is not None and got["records"] is not None:
+        scaled_by_the_idle_effect(cfg, got["records"], seed)
 
 
 def test_a_booted_instance_taking_from_the_shared_queue_leaves_nothing_counted():
@@ -297,6 +312,26 @@ def test_a_booted_instance_taking_from_the_shared_queue_leaves_nothing_counted()
     times = np.arange(0, 300, 1 / 12.0)  # 12 req/s on one 100 ms worker: a queue when the boots end
     got = _compare(cfg, times, 65536, seed=1)
     assert got["end_s"] > 300.0
+
+
+# --- the idle effect -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lb", LBS)
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("hot_ratio", [0.5, 1.3])
+@pytest.mark.parametrize("chunk", [7, 65536])
+def test_idle_effect_on_a_fixed_fleet_agrees(lb, workers, hot_ratio, chunk):
+    """Service times scaled by the instance's idle time (0 while another of its workers is busy)
+    at every start: from an arrival, from the instance's queue, from the shared queue; the scaled
+    times deciding timeouts, completions and so the load balancer's choices."""
+    times = _poisson(0.85 * 3 * workers / 0.05, 3000, seed=6)
+    cfg = with_idle(ec2(service={"dist": "expon", "mean": 50}, instances=3, workers_per_instance=workers,
+                         load_balancer=lb, queue_limit=4, request_timeout_s=0.25),
+                     IdleEffect(hot_ratio=hot_ratio, tau_ms=30.0))
+    got = _compare(cfg, times, chunk, seed=2)
+    records = got["records"]
+    assert scaled_by_the_idle_effect(cfg, records, 2) > len(records) // 4
+    assert (records.latency_ms > records.work_ms).sum() > 0  # started from a queue
 
 
 # --- building blocks -------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 "Exactly": every per-request record (status, cold start, provisioned, work, init, latency,
 completion time) is bit-identical, and so are the end of the run, the instance tallies (areas,
 maxima, per-minute series), the bills and every Result key. Both engines are run through
-`sim.run.simulate_one` on the same arrival source, seed and chunk size.
+`sim.run.simulate_one` on the same arrival source, seed and chunk size. With an idle effect
+(`IdleEffect`) too, whose scaled durations are checked against the draws they come from.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from simhelp import PRICING, lam
+from simhelp import PRICING, ec2, lam, scaled_by_the_idle_effect, with_idle
 
+from sim.config import IdleEffect
 from sim.errors import ServesimError
 from sim.run import simulate_one
 from traces.files import TimestampList
@@ -23,6 +25,7 @@ from traces.poisson import Poisson
 
 LOGN = {"dist": "lognorm", "s": 0.6, "scale": 120.0}
 INIT = {"dist": "lognorm", "s": 0.3, "scale": 400.0}
+IDLE_EFFECTS = st.builds(IdleEffect, hot_ratio=st.floats(0.2, 1.5), tau_ms=st.floats(0.5, 200.0))
 
 
 def both(cfg, arrivals, *, seed=1, warmup_s=0.0, chunk_size=65536):
@@ -58,7 +61,11 @@ def _nan_equal(x, y) -> bool:
 @pytest.mark.parametrize("reuse", ["mru", "newest", "random"])
 @pytest.mark.parametrize("case", ["plain", "keep-dist+pc+timeouts", "throttled", "warm-up"])
 @pytest.mark.parametrize("chunk_size", [7, 65536])
-def test_identical_to_simpy(reuse, case, chunk_size):
+@pytest.mark.parametrize("idle", [None, IdleEffect(hot_ratio=0.6, tau_ms=60.0), IdleEffect(hot_ratio=1.4, tau_ms=60.0)],
+                         ids=["no-idle-effect", "faster-when-hot", "slower-when-hot"])
+def test_identical_to_simpy(reuse, case, chunk_size, idle):
+    """With an idle effect, the scaled durations of warm starts (on-demand and provisioned)
+    decide timeouts, latencies, completions (hence which environment is reused) and the bill."""
     kw = dict(reuse=reuse, keep_alive_s=4.0)
     warmup_s = 0.0
     if case == "keep-dist+pc+timeouts":
@@ -67,8 +74,12 @@ def test_identical_to_simpy(reuse, case, chunk_size):
         kw.update(concurrency_limit=6, scale_burst=3, scale_refill_per_s=1.5)
     elif case == "warm-up":
         warmup_s = 45.0
-    cfg = lam(warm=LOGN, cold=INIT, **kw)
-    assert_identical(both(cfg, Poisson(40.0, 120.0), seed=7, warmup_s=warmup_s, chunk_size=chunk_size))
+    cfg = with_idle(lam(warm=LOGN, cold=INIT, **kw), idle)
+    pair = both(cfg, Poisson(40.0, 120.0), seed=7, warmup_s=warmup_s, chunk_size=chunk_size)
+    assert_identical(pair)
+    if idle is not None:
+        records = pair[1][1]
+        assert scaled_by_the_idle_effect(cfg, records, 7) > len(records) // 4
 
 
 @pytest.mark.parametrize("reuse", ["mru", "newest", "random"])
@@ -89,19 +100,24 @@ def test_end_of_run_with_keep_alive_zero_and_a_horizon():
     assert_identical(both(cfg, TimestampList([0.0, 0.25, 0.5, 0.75, 3.0])))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(reuse=st.sampled_from(["mru", "newest", "random"]),
        rate=st.floats(0.5, 60.0), keep=st.one_of(st.floats(0.0, 5.0), st.just("dist")),
        limit=st.integers(1, 12), burst=st.integers(1, 12), refill=st.floats(0.1, 20.0),
        pc=st.integers(0, 3), timeout_s=st.sampled_from([900.0, 0.3, 0.05]),
        warm=st.sampled_from([LOGN, {"dist": "expon", "mean": 80.0}, {"dist": "constant", "value": 100.0}]),
-       chunk=st.sampled_from([1, 3, 50, 65536]), warmup=st.sampled_from([0.0, 5.0]), seed=st.integers(0, 10**6))
+       chunk=st.sampled_from([1, 3, 50, 65536]), warmup=st.sampled_from([0.0, 5.0]), seed=st.integers(0, 10**6),
+       idle=st.one_of(st.none(), IDLE_EFFECTS))
 def test_property_identical_to_simpy(reuse, rate, keep, limit, burst, refill, pc, timeout_s, warm, chunk, warmup,
-                                     seed):
+                                     seed, idle):
     keep_alive = {"dist": "expon", "mean": 2.0} if keep == "dist" else keep
     cfg = lam(warm=warm, cold=INIT, reuse=reuse, keep_alive_s=keep_alive, concurrency_limit=limit,
               scale_burst=burst, scale_refill_per_s=refill, provisioned_concurrency=pc, timeout_s=timeout_s)
-    assert_identical(both(cfg, Poisson(rate, 20.0), seed=seed, warmup_s=warmup, chunk_size=chunk))
+    cfg = with_idle(cfg, idle)
+    pair = both(cfg, Poisson(rate, 20.0), seed=seed, warmup_s=warmup, chunk_size=chunk)
+    assert_identical(pair)
+    if idle is not None and len(pair[1][1]):
+        scaled_by_the_idle_effect(cfg, pair[1][1], seed)
 
 
 @pytest.mark.parametrize("keep_alive_s", [0.02, 0.7, 30.0])
@@ -157,19 +173,26 @@ def test_fast_is_refused_where_it_does_not_model_the_platform(monkeypatch):
         simulate_one(cfg, Poisson(1.0, 10.0), pricing=PRICING, engine="fast")
 
 
-def test_the_idle_effect_is_refused_until_the_fast_engine_models_it():
-    from dataclasses import replace
+# --- the idle effect -------------------------------------------------------------------------
 
-    from simhelp import ec2
+@pytest.mark.parametrize("reuse", ["mru", "newest", "random"])
+def test_idle_effect_with_ties_identical_to_simpy(reuse):
+    """Constant durations on a grid: idle times of exactly 0 (an environment reused at the
+    instant it finishes) and completions at arrival instants."""
+    times = np.repeat(np.arange(0.0, 30.0, 0.25), 2)
+    cfg = with_idle(lam(warm={"dist": "constant", "value": 250.0}, cold={"dist": "constant", "value": 250.0},
+                        keep_alive_s=1.0, reuse=reuse, concurrency_limit=5, provisioned_concurrency=1),
+                    IdleEffect(hot_ratio=0.5, tau_ms=10.0))
+    pair = both(cfg, TimestampList(times.tolist(), duration_s=40.0), chunk_size=5)
+    assert_identical(pair)
+    assert scaled_by_the_idle_effect(cfg, pair[1][1], 1) > 0
 
-    from sim.config import IdleEffect
+
+def test_auto_picks_the_fast_engine_for_an_idle_effect():
     from sim.run import resolve_engine
 
     for cfg in (lam(), ec2()):
-        cfg = replace(cfg, service=replace(cfg.service, idle=IdleEffect(hot_ratio=0.6, tau_ms=12.0)))
-        assert resolve_engine("auto", cfg) == "simpy"
-        with pytest.raises(ServesimError, match=r"does not support the idle effect \(service.idle\)"):
-            resolve_engine("fast", cfg)
+        assert resolve_engine("auto", with_idle(cfg, IdleEffect(hot_ratio=0.6, tau_ms=12.0))) == "fast"
 
 
 def test_state_stays_flat_however_many_requests():

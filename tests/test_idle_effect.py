@@ -13,14 +13,14 @@ import pytest
 from calibrate.campaign import WARM_GAP_MIN_S, warm_pauses
 from calibrate.fit import fit_idle_effect
 from calibrate.profiles import profile_from_table
-from sim.config import EC2Service, IdleEffect, LambdaService
+from sim.config import IdleEffect
 from sim.errors import ConfigError
 from sim.profile import profile_from_dict
 from scenarios.loader import scenario_from_dict
 from traces.files import TimestampList
 from traces.poisson import Poisson
 
-from simhelp import ec2, lam, run
+from simhelp import ec2, lam, run, with_idle
 
 GB_S_X86 = 0.0000166667
 IDLE = IdleEffect(hot_ratio=0.5, tau_ms=20.0)
@@ -30,11 +30,8 @@ def factor(idle_s: float) -> float:
     return 1.0 - 0.5 * math.exp(-idle_s / 0.020)
 
 
-def with_idle(cfg, idle=IDLE):
-    svc = cfg.service
-    if isinstance(svc, LambdaService):
-        return type(cfg)(**{**cfg.__dict__, "service": LambdaService(svc.warm_ms, svc.cold_init_ms, idle=idle)})
-    return type(cfg)(**{**cfg.__dict__, "service": EC2Service(svc.service_ms, idle=idle)})
+def idle_on(cfg):
+    return with_idle(cfg, IDLE)
 
 
 def test_idle_effect_factor_and_checks():
@@ -51,7 +48,7 @@ def test_lambda_warm_invocations_scale_with_the_environments_idle_time_by_hand()
     # warm 10 ms, INIT 100 ms. t=0 cold (rested: 110 ms, done 0.110); t=0.13 reuses it after
     # 20 ms idle (8.16 ms, done 0.13816); t=0.135 finds it busy -> a second cold start (rested,
     # done 0.245); t=0.5 reuses the most recently used one, the second.
-    cfg = with_idle(lam(warm={"dist": "constant", "value": 10.0}, cold={"dist": "constant", "value": 100.0},
+    cfg = idle_on(lam(warm={"dist": "constant", "value": 10.0}, cold={"dist": "constant", "value": 100.0},
                         memory_mb=1024))
     res, df = run(cfg, TimestampList([0.0, 0.13, 0.135, 0.5], duration_s=10.0), records=True, engine="simpy")
     w1 = 10.0 * factor(0.13 - 0.110)
@@ -71,12 +68,12 @@ def test_lambda_warm_invocations_scale_with_the_environments_idle_time_by_hand()
 def test_ec2_service_scales_with_the_instances_idle_time_and_is_hot_while_a_worker_is_busy():
     # One instance, 2 workers, 10 ms service. t=0: rested (10 ms). t=0.005: the other worker, while
     # the first is busy: hot (5 ms). t=0.05: idle since 0.010 (the last completion).
-    cfg = with_idle(ec2(instances=1, workers_per_instance=2, service={"dist": "constant", "value": 10.0},
+    cfg = idle_on(ec2(instances=1, workers_per_instance=2, service={"dist": "constant", "value": 10.0},
                         load_balancer_billed=False))
     _, df = run(cfg, TimestampList([0.0, 0.005, 0.05], duration_s=60.0), records=True, engine="simpy")
     assert df.latency_ms.tolist() == pytest.approx([10.0, 5.0, 10.0 * factor(0.05 - 0.010)], rel=1e-12)
     # A queued request starts as the one before it ends: idle 0, hot.
-    cfg1 = with_idle(ec2(instances=1, workers_per_instance=1, service={"dist": "constant", "value": 10.0},
+    cfg1 = idle_on(ec2(instances=1, workers_per_instance=1, service={"dist": "constant", "value": 10.0},
                          load_balancer_billed=False))
     _, df = run(cfg1, TimestampList([0.0, 0.001], duration_s=60.0), records=True, engine="simpy")
     assert df.latency_ms.tolist() == pytest.approx([10.0, 9.0 + 5.0], rel=1e-12)
@@ -98,7 +95,7 @@ def test_hot_ratio_one_changes_nothing(make):
 def test_shorter_idle_times_mean_shorter_latency_under_more_load():
     # With an idle effect, the mean service time falls as load rises (less idle time between
     # requests): at 200 req/s on one instance the mean sits well below rested; at 1 req/s near it.
-    cfg = with_idle(ec2(instances=1, workers_per_instance=1, service={"dist": "constant", "value": 2.0},
+    cfg = idle_on(ec2(instances=1, workers_per_instance=1, service={"dist": "constant", "value": 2.0},
                         load_balancer_billed=False))
     busy = run(cfg, Poisson(200, 300), seed=1, engine="simpy").summary
     calm = run(cfg, Poisson(1, 3000), seed=1, engine="simpy").summary

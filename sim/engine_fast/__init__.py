@@ -44,8 +44,6 @@ from ..metrics import Collector
 
 def unsupported(cfg: PlatformConfig) -> str | None:
     """None when the fast engine models `cfg` exactly, else what it does not support."""
-    if isinstance(cfg, (LambdaConfig, EC2Config)) and cfg.service.idle is not None:
-        return "the idle effect (service.idle)"
     if isinstance(cfg, LambdaConfig):
         return None
     if isinstance(cfg, EC2Config):

@@ -17,11 +17,21 @@ against it request by request in tests/test_fast_ec2.py. What it keeps from the 
 - **Arithmetic.** The same floating-point operations in the same order (an arrival's time is
   ``now + (t - now)``, a completion ``now + work_ms / 1000.0``), and the tallies are
   `common.tally_set` called in the order `EC2Model` calls `LevelTally.set`.
+- **Idle effect** (`EC2Service.idle`). Each instance slot records when a request of it last
+  finished (`last_done`: set on every completion, -inf at launch: a new instance is rested).
+  Every start of service (`_serve`: from an arrival, the instance's queue or the shared queue)
+  first multiplies the request's service time, in the ring, by ``1.0 - deficit *
+  math.exp(-idle_s / tau_s)``, ``idle_s = now - last_done`` when no worker of the instance is
+  busy, else 0.0: `EC2Model._start`'s operations in its order (`deficit` and `tau_s` are
+  `IdleEffect.deficit` and `IdleEffect.tau_s` computed in Python; numba's ``math.exp`` is the C
+  library's ``exp`` that Python's calls). Latency, completion time and the records' ``work_ms``
+  read the scaled time. Without an idle effect `_serve` skips it on one flag.
 
 Requests live in a ring buffer indexed by their position in the trace; queues are linked lists
-through it (one per instance, or the shared one), so memory holds the chunks in flight only:
-a chunk is handed to the collector, in order, once all its requests are resolved (started or
-rejected), as the reference engine's `pending` deque does.
+through it (one per instance, or the shared one), so memory holds the chunks in flight only
+(besides a few values per instance slot): a chunk is handed to the collector, in order, once
+all its requests are resolved (started or rejected), as the reference engine's `pending` deque
+does, with the service times as served (the ring's).
 
 One deliberate difference: when a booting instance takes requests from the shared queue
 (`shared_queue` with auto scaling), `EC2Model._in_service` does not decrement its `queued`
@@ -77,10 +87,12 @@ MODE_FEED, MODE_FINISH, MODE_INIT = range(3)
 (S_EID, S_BUSY, S_QUEUED, S_RR, S_BOOTING, S_NSERV, S_MAIN, S_MAIN_ID, S_AS_ID, S_HEAPN, S_J,
  S_OUT, S_IN, S_AS_ARR, S_PREV_ARR, S_SQ_HEAD, S_SQ_TAIL, S_SQ_LEN, S_BOOT_POS, S_BOOT_N, S_NACT,
  S_NINST, S_NFREE, S_OLDEST, S_INITIAL, S_IDLE, S_TIMED,
- P_WORKERS, P_QLIMIT, P_LB, P_AS, P_MIN, P_MAX, P_METRIC_CPU, P_OUT_PERIODS, P_IN_PERIODS, I_SIZE) = range(37)
-# Float state and parameters (one float64 array `X`).
+ P_WORKERS, P_QLIMIT, P_LB, P_AS, P_MIN, P_MAX, P_METRIC_CPU, P_OUT_PERIODS, P_IN_PERIODS, P_IDLE_EFFECT,
+ I_SIZE) = range(38)
+# Float state and parameters (one float64 array `X`; the idle effect's deficit and tau_s are 0.0
+# without one).
 (F_NOW, F_MAIN_T, F_AS_T, F_LAST_ACTION, F_PREV_BUSY, F_PREV_CAP, F_END, F_TCAP, F_NEED_T,
- Q_TIMEOUT_MS, Q_PERIOD, Q_TARGET, Q_IN_RATIO, Q_COOLDOWN, X_SIZE) = range(15)
+ Q_TIMEOUT_MS, Q_PERIOD, Q_TARGET, Q_IN_RATIO, Q_COOLDOWN, Q_IDLE_DEFICIT, Q_IDLE_TAU_S, X_SIZE) = range(17)
 # Rows of the request ring: floats RF and ints RI.
 R_T, R_WORK, R_ROUTE, R_LAT, R_DONE = range(5)
 R_LINK, R_STATUS = range(2)
@@ -119,11 +131,16 @@ def _push(I, ht, HI, t, kind, slot):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _serve(s, g, now, busy, queued, eid, heapn, X, RF, RI, inst, ht, he, hc, T, B, autoscaling, tb, ti):
+def _serve(s, g, now, busy, queued, eid, heapn, X, RF, RI, inst, last_done, ht, he, hc, T, B, autoscaling,
+           idle_effect, tb, ti):
     """A worker of slot `s` starts request g now (EC2Model._start); its completion gets id `eid`
     (heap of `heapn` events). `tb` and `ti` are the busy and in-system tallies (`tally_step`).
+    With `idle_effect`, the request's service time is first scaled by the instance's idle time.
     Returns the new number of busy workers and the two tallies."""
     i = g & (RF.shape[1] - 1)
+    if idle_effect:
+        idle_s = now - last_done[s] if inst[I_BUSY, s] == 0 else 0.0
+        RF[R_WORK, i] *= 1.0 - X[Q_IDLE_DEFICIT] * math.exp(-idle_s / X[Q_IDLE_TAU_S])
     work_ms = RF[R_WORK, i]
     latency_ms = (now - RF[R_T, i]) * 1000.0 + work_ms
     done_s = now + work_ms / 1000.0
@@ -149,10 +166,11 @@ def _reject(i, RF, RI):
 
 
 @njit(cache=True, _nrt=False)
-def _start(s, g, I, X, RF, RI, inst, ht, HI, T, B):
+def _start(s, g, I, X, RF, RI, inst, last_done, ht, HI, T, B):
     """`_serve` on the state kept in I, X and T (for the rare paths)."""
     I[S_BUSY], tb, ti = _serve(s, g, X[F_NOW], I[S_BUSY], I[S_QUEUED], I[S_EID], I[S_HEAPN], X, RF, RI, inst,
-                               ht, HI[0], HI[1], T, B, I[P_AS] != 0, tally_load(T[TA_BUSY]), tally_load(T[TA_INSYS]))
+                               last_done, ht, HI[0], HI[1], T, B, I[P_AS] != 0, I[P_IDLE_EFFECT] != 0,
+                               tally_load(T[TA_BUSY]), tally_load(T[TA_INSYS]))
     tally_store(T[TA_BUSY], tb)
     tally_store(T[TA_INSYS], ti)
     I[S_EID] += 1
@@ -170,8 +188,8 @@ def _terminate(s, I, X, inst, free, terminated, T, B):
 
 
 @njit(cache=True, _nrt=False)
-def _launch(I, X, inst, free, launched, terminated, T, B):
-    """A new instance (billed from now) in a free slot; returns the slot."""
+def _launch(I, X, inst, last_done, free, launched, terminated, T, B):
+    """A new instance (billed from now, rested) in a free slot; returns the slot."""
     now = X[F_NOW]
     I[S_NFREE] -= 1
     s = free[I[S_NFREE]]
@@ -183,12 +201,13 @@ def _launch(I, X, inst, free, launched, terminated, T, B):
     inst[I_BUSY, s] = 0
     inst[I_QLEN, s] = 0
     inst[I_ID, s] = iid
+    last_done[s] = -np.inf
     tally_set(T[TA_ALIVE], B[TA_ALIVE], now, T[TA_ALIVE, T_LEVEL] + 1.0)
     return s
 
 
 @njit(cache=True, _nrt=False)
-def _in_service(s, I, X, RF, RI, inst, serving, ht, HI, T, B):
+def _in_service(s, I, X, RF, RI, inst, last_done, serving, ht, HI, T, B):
     now = X[F_NOW]
     inst[I_STATE, s] = _IN_SERVICE
     serving[I[S_NSERV]] = s
@@ -202,7 +221,7 @@ def _in_service(s, I, X, RF, RI, inst, serving, ht, HI, T, B):
             I[S_SQ_HEAD] = RI[R_LINK, g & mask]
             I[S_SQ_LEN] -= 1
             I[S_QUEUED] -= 1  # EC2Model._in_service omits this (see the module docstring)
-            _start(s, g, I, X, RF, RI, inst, ht, HI, T, B)
+            _start(s, g, I, X, RF, RI, inst, last_done, ht, HI, T, B)
 
 
 @njit(cache=True, _nrt=False)
@@ -252,7 +271,7 @@ def _record_action(I, X, act_t, act_i, now, kind, desired):
     X[F_LAST_ACTION] = now
 
 @njit(cache=True, _nrt=False)
-def _autoscale(I, X, RF, RI, inst, serving, free, launched, terminated, ht, HI, T, B,
+def _autoscale(I, X, RF, RI, inst, last_done, serving, free, launched, terminated, ht, HI, T, B,
                boots, act_t, act_i, scratch):
     """One evaluation period of EC2Model._autoscaler (now is the period's end)."""
     now = X[F_NOW]
@@ -295,7 +314,7 @@ def _autoscale(I, X, RF, RI, inst, serving, free, launched, terminated, ht, HI, 
     capacity = n + I[S_BOOTING]
     if I[S_OUT] >= I[P_OUT_PERIODS] and desired > capacity:
         for _ in range(desired - capacity):
-            s = _launch(I, X, inst, free, launched, terminated, T, B)
+            s = _launch(I, X, inst, last_done, free, launched, terminated, T, B)
             I[S_BOOTING] += 1
             boot_s = boots[I[S_BOOT_POS]]
             I[S_BOOT_POS] += 1
@@ -378,7 +397,7 @@ def _load(I, X, T):
 
 
 @njit(cache=True, _nrt=False)
-def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated, ht, HI, T, B,
+def _kernel(mode, g_end, I, X, RF, RI, inst, last_done, serving, free, launched, terminated, ht, HI, T, B,
             boots, act_t, act_i, scratch):
     """Advance the simulation. MODE_INIT: the initial fleet (and the autoscaler's first period);
     MODE_FEED: through the arrivals of trace indices < g_end; MODE_FINISH: to the end of the run.
@@ -392,8 +411,8 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
     after calls that change it."""
     if mode == MODE_INIT:
         for _ in range(I[S_INITIAL]):
-            s = _launch(I, X, inst, free, launched, terminated, T, B)
-            _in_service(s, I, X, RF, RI, inst, serving, ht, HI, T, B)
+            s = _launch(I, X, inst, last_done, free, launched, terminated, T, B)
+            _in_service(s, I, X, RF, RI, inst, last_done, serving, ht, HI, T, B)
         if I[P_AS]:
             X[F_AS_T] = X[F_NOW] + X[Q_PERIOD]
             I[S_AS_ID] = _next_id(I)
@@ -402,6 +421,7 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
     hc = HI[1]
     mask = RF.shape[1] - 1
     autoscaling = I[P_AS] != 0
+    idle_effect = I[P_IDLE_EFFECT] != 0
     lb = I[P_LB]
     workers = I[P_WORKERS]
     qlimit = I[P_QLIMIT]
@@ -464,10 +484,11 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                 if code & 1 == K_BOOT:
                     _save(I, X, T, now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti)
                     I[S_BOOTING] -= 1
-                    _in_service(s, I, X, RF, RI, inst, serving, ht, HI, T, B)
+                    _in_service(s, I, X, RF, RI, inst, last_done, serving, ht, HI, T, B)
                     now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti = _load(I, X, T)
                     continue
                 # A worker of slot s finishes (EC2Model._complete).
+                last_done[s] = now
                 inst[I_BUSY, s] -= 1
                 busy -= 1
                 tb = tally_step(tb, B[TA_BUSY], now, float(busy))
@@ -484,8 +505,8 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                     I[S_SQ_LEN] -= 1
                 if nxt >= 0:
                     queued -= 1
-                    busy, tb, ti = _serve(s, nxt, now, busy, queued, eid, heapn, X, RF, RI, inst, ht, he, hc, T,
-                                          B, autoscaling, tb, ti)
+                    busy, tb, ti = _serve(s, nxt, now, busy, queued, eid, heapn, X, RF, RI, inst, last_done, ht, he,
+                                          hc, T, B, autoscaling, idle_effect, tb, ti)
                     eid += 1
                     heapn += 1
                     continue
@@ -538,7 +559,7 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                 else:
                     I[S_IDLE] = 0
                 X[F_NOW] = bt
-                _autoscale(I, X, RF, RI, inst, serving, free, launched, terminated, ht, HI, T, B,
+                _autoscale(I, X, RF, RI, inst, last_done, serving, free, launched, terminated, ht, HI, T, B,
                            boots, act_t, act_i, scratch)
                 now, busy, queued, eid, heapn, main, main_t, main_id, j, as_t, as_id, tb, ti = _load(I, X, T)
                 as_t = now + X[Q_PERIOD]
@@ -589,8 +610,8 @@ def _kernel(mode, g_end, I, X, RF, RI, inst, serving, free, launched, terminated
                 inst[I_QLEN, s] += 1
                 s = -1
         if s >= 0:
-            busy, tb, ti = _serve(s, g, now, busy, queued, eid, heapn, X, RF, RI, inst, ht, he, hc, T, B, autoscaling,
-                                  tb, ti)
+            busy, tb, ti = _serve(s, g, now, busy, queued, eid, heapn, X, RF, RI, inst, last_done, ht, he, hc, T, B,
+                                  autoscaling, idle_effect, tb, ti)
             eid += 1
             heapn += 1
         else:
@@ -654,6 +675,10 @@ class _Run:
         I[P_QLIMIT] = min(int(cfg.queue_limit), np.iinfo(np.int64).max)
         I[P_LB] = self.lb
         X[Q_TIMEOUT_MS] = cfg.request_timeout_s * 1000.0
+        idle = cfg.service.idle
+        if idle is not None:
+            I[P_IDLE_EFFECT] = 1
+            X[Q_IDLE_DEFICIT], X[Q_IDLE_TAU_S] = idle.deficit, idle.tau_s
         if a is not None:
             I[P_AS] = 1
             I[P_MIN], I[P_MAX] = a.min_instances, a.max_instances
@@ -668,11 +693,12 @@ class _Run:
         self.RF = np.zeros((5, 1))
         self.RI = np.zeros((2, 1), np.int64)
         self.g_next = 0                    # trace index of the next chunk's first request
-        self.pending: deque = deque()      # (first index, t_arr, work_ms) of the chunks not yet finalised
+        self.pending: deque = deque()      # (first index, t_arr) of the chunks not yet finalised
         # Instance slots (recycled after termination), instance records, heap.
         slots = max(4, initial + 2 * max_i + 1)
         self.inst = np.zeros((I_N, slots), np.int64)
         self.inst[I_STATE] = _TERMINATED
+        self.last_done = np.full(slots, -np.inf)  # per slot: when a request of its instance last finished
         self.free = np.arange(slots - 1, -1, -1, dtype=np.int64)
         I[S_NFREE] = slots
         self.serving = np.zeros(slots, np.int64)
@@ -723,6 +749,9 @@ class _Run:
             inst[I_STATE] = _TERMINATED
             inst[:, :old] = self.inst
             self.inst = inst
+            last_done = np.full(new, -np.inf)
+            last_done[:old] = self.last_done
+            self.last_done = last_done
             free = np.empty(new, np.int64)
             nf = int(I[S_NFREE])
             free[:nf] = self.free[:nf]
@@ -793,8 +822,8 @@ class _Run:
     # -- stepping ------------------------------------------------------------------------------
     def call(self, mode: int, g_end: int) -> int:
         while True:
-            code = _kernel(mode, g_end, self.I, self.X, self.RF, self.RI, self.inst, self.serving, self.free,
-                           self.launched, self.terminated, self.ht, self.HI, self.T, self.B,
+            code = _kernel(mode, g_end, self.I, self.X, self.RF, self.RI, self.inst, self.last_done, self.serving,
+                           self.free, self.launched, self.terminated, self.ht, self.HI, self.T, self.B,
                            self.boots, self.act_t, self.act_i, self.scratch)
             if code == R_NEED:
                 self._grow()
@@ -816,7 +845,7 @@ class _Run:
             RF[R_WORK, dst] = work[src]
             if route is not None:
                 RF[R_ROUTE, dst] = route[src]
-        self.pending.append((self.g_next, t_arr, work))
+        self.pending.append((self.g_next, t_arr))
         self.g_next += n
         self.call(MODE_FEED, self.g_next)
 
@@ -830,17 +859,20 @@ class _Run:
         oldest = int(self.I[S_OLDEST])
         RF, RI = self.RF, self.RI
         while self.pending and self.pending[0][0] + self.pending[0][1].size <= oldest:
-            g0, t_arr, work = self.pending.popleft()
+            g0, t_arr = self.pending.popleft()
             n = t_arr.size
             status = np.empty(n, np.int8)
             lat = np.empty(n)
             done = np.empty(n)
+            work = np.empty(n) if collector.wants_records else None
             for src, dst in self._slices(g0, n):
                 status[dst] = RI[R_STATUS, src]
                 lat[dst] = RF[R_LAT, src]
                 done[dst] = RF[R_DONE, src]
+                if work is not None:
+                    work[dst] = RF[R_WORK, src]  # as served: scaled by the idle effect, if any
             extra = None
-            if collector.wants_records:
+            if work is not None:
                 extra = {"work_ms": work, "init_ms": np.zeros(n)}
             collector.add_chunk(t_arr, status, np.zeros(n, dtype=bool), lat, done, extra)
 

@@ -8,9 +8,21 @@ times are computed as SimPy computes them (``now + delay``), ties resolve by sch
 (`sim.engine_fast.common`), and the instance tallies perform the same floating-point
 operations, so per-request outcomes, tallies and bills are the SimPy engine's.
 
+The idle effect (`LambdaService.idle`), where `LambdaModel.arrive` applies it: a request served
+by an existing environment (on-demand or provisioned; not a cold start) has its duration
+multiplied, in ``work_ms`` itself and before anything reads it, by ``1.0 - deficit *
+math.exp(-(now - free_s) / tau_s)``: `deficit` and `tau_s` are `IdleEffect.deficit` and
+`IdleEffect.tau_s` computed in Python, `free_s` is when the environment's last invocation
+finished (every completion records it; -inf for a provisioned environment not used yet, whose
+factor is 1). Those are the reference's floating-point operations in its order, and numba's
+``math.exp`` is the C library's ``exp`` that Python's calls, so the timeout check, latency,
+completion time, bill and records see the same duration, bit for bit. Without an idle effect
+the kernel skips it on one flag.
+
 State between chunks lives in arrays:
 - environments, one row per slot of ``EI`` (int64 fields) and ``EF`` (float64: the end of the
-  idle period's keep-alive, the time its pending expiry timer fires or NaN); a slot is reused
+  idle period's keep-alive, the time its pending expiry timer fires or NaN, the keep-alive its
+  pending completion will start, when its last invocation finished); a slot is reused
   after its environment is reclaimed, its generation bumped so stale timers cannot touch the
   new environment;
 - two idle pools (on-demand and provisioned), each in the reuse policy's structure: ``mru`` a
@@ -28,6 +40,7 @@ the chunk size, never the number of requests, and the kernel itself never alloca
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
@@ -47,17 +60,18 @@ COMPLETE, EXPIRE = 0, 1
 # EI fields
 F_ID, F_PROV, F_IDLE, F_GEN, F_PREV, F_NEXT, F_POS, F_TIMER_SET = range(8)
 NF = 8
-# EF fields: the end of the idle period's keep-alive, when the pending expiry timer fires, and
-# the keep-alive of the idle period the pending completion will start
-G_EXPIRES, G_TIMER, G_KEEP = range(3)
-NG = 3
-# fs: float state, then parameters
-S_NOW, S_TOKENS, S_TOKENS_AT, Q_KEEP_S, Q_BURST, Q_REFILL, Q_TIMEOUT_MS = range(7)
-NS = 7
-# ist: int state, then parameters
+# EF fields: the end of the idle period's keep-alive, when the pending expiry timer fires, the
+# keep-alive of the idle period the pending completion will start, and when the environment's
+# last invocation finished (-inf: never; `LambdaModel`'s free_s, read by the idle effect)
+G_EXPIRES, G_TIMER, G_KEEP, G_FREE = range(4)
+NG = 4
+# fs: float state, then parameters (the idle effect's deficit and tau_s: 0.0 without one)
+S_NOW, S_TOKENS, S_TOKENS_AT, Q_KEEP_S, Q_BURST, Q_REFILL, Q_TIMEOUT_MS, Q_IDLE_DEFICIT, Q_IDLE_TAU_S = range(9)
+NS = 9
+# ist: int state, then parameters (P_IDLE_EFFECT: 1 when the configuration has an idle effect)
 (I_BUSY, I_ALIVE, I_NEXT_ID, I_EID, I_RING_HEAD, I_RING_N, I_HEAP_N, I_FREE_N, I_HEAD0, I_TAIL0, I_HEAD1,
- I_TAIL1, I_N0, I_N1, P_POLICY, P_LIMIT, P_PC, P_KEEP_CONST) = range(18)
-NI = 18
+ I_TAIL1, I_N0, I_N1, P_POLICY, P_LIMIT, P_PC, P_KEEP_CONST, P_IDLE_EFFECT) = range(19)
+NI = 19
 # Event codes: bit 0 the kind; a completion's bit 1 whether it timed out, bits 2+ its slot; a
 # timer's bits 1-31 its slot, bits 32+ its generation (modulo 2**31).
 _GEN_MASK = 0x7FFFFFFF
@@ -217,6 +231,7 @@ def _new_env(EI, EF, free, ist, provisioned):
     EI[s, F_TIMER_SET] = 0
     EF[s, G_EXPIRES] = 0.0
     EF[s, G_TIMER] = np.nan
+    EF[s, G_FREE] = -np.inf
     ist[I_ALIVE] += 1
     return s
 
@@ -256,7 +271,8 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, status, cold, latency, done, 
     chunk's size): the caller fills `init_ms` from there and calls again with `j_start` that
     index, a larger `init_to` and `resume`: the request resumes where it stopped (its arrival
     event is not scheduled twice). Every request run gets all its outcomes (status, cold,
-    latency, done, prov) written: the caller's arrays need no initial values.
+    latency, done, prov) written: the caller's arrays need no initial values. With an idle
+    effect, a warm start's `work_ms` is scaled in place: the caller bills and records it so.
 
     The state read on every event (time, busy count, id counter, queue sizes) lives in locals
     while the call runs and is saved to `fs` and `ist` when it returns; so does the busy tally.
@@ -264,6 +280,7 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, status, cold, latency, done, 
     the ring: numba then skips its wraparound of negative indices, a cost on every access."""
     policy, limit, pc, use_const = ist[P_POLICY], ist[P_LIMIT], ist[P_PC], ist[P_KEEP_CONST] != 0
     keep_const, burst, refill, timeout_ms = fs[Q_KEEP_S], fs[Q_BURST], fs[Q_REFILL], fs[Q_TIMEOUT_MS]
+    idle_effect, idle_deficit, idle_tau_s = ist[P_IDLE_EFFECT] != 0, fs[Q_IDLE_DEFICIT], fs[Q_IDLE_TAU_S]
     now, busy, eid = fs[S_NOW], ist[I_BUSY], ist[I_EID]
     rh, nr, nh = ist[I_RING_HEAD], ist[I_RING_N], ist[I_HEAP_N]
     bt = tally_load(bt_s)
@@ -323,6 +340,7 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, status, cold, latency, done, 
             now = ev_t
             if code & 1 == COMPLETE:
                 s = code >> 2
+                EF[s, G_FREE] = now
                 busy -= 1
                 bt = tally_step(bt, bt_b, now, busy)
                 if EI[s, F_PROV] == 1:
@@ -398,6 +416,8 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, status, cold, latency, done, 
             EI[s, F_IDLE] = 0
             cold[uj] = False
             prov[uj] = EI[s, F_PROV] == 1
+            if idle_effect:
+                work_ms[uj] *= 1.0 - idle_deficit * math.exp(-(now - EF[s, G_FREE]) / idle_tau_s)
         work = work_ms[uj]
         timed_out = work > timeout_ms
         if timed_out:
@@ -463,10 +483,13 @@ class FastLambda:
         ist[I_FREE_N] = cap
         ist[P_POLICY], ist[P_LIMIT], ist[P_PC] = self.policy, cfg.concurrency_limit, cfg.provisioned_concurrency
         ist[P_KEEP_CONST] = self.model.keep_dist is None
+        ist[P_IDLE_EFFECT] = self.model.idle_deficit is not None
         self.fs = np.zeros(NS)
         self.fs[[S_TOKENS, Q_KEEP_S, Q_BURST, Q_REFILL, Q_TIMEOUT_MS]] = (
             float(cfg.scale_burst), float(cfg.keep_alive_s) if self.model.keep_dist is None else 0.0,
             float(cfg.scale_burst), float(cfg.scale_refill_per_s), self.model.timeout_ms)
+        if ist[P_IDLE_EFFECT]:
+            self.fs[[Q_IDLE_DEFICIT, Q_IDLE_TAU_S]] = self.model.idle_deficit, self.model.idle_tau_s
         self.ring = new_ring()  # completions
         self.heap = new_heap()  # expiry timers, and completions that left the ring
         self.at_s, self.at_b = new_tally(warmup_s, period_s)
@@ -477,6 +500,7 @@ class FastLambda:
             self.EI[s, F_ID] = ist[I_NEXT_ID]
             ist[I_NEXT_ID] += 1
             self.EI[s, F_PROV] = 1
+            self.EF[s, G_FREE] = -np.inf
             ist[I_ALIVE] += 1
             _pool_add(self.policy, 1, s, self.EI, self.items, ist)
         tally_set(self.at_s, self.at_b, 0.0, float(ist[I_ALIVE]))
