@@ -181,15 +181,15 @@ def test_lambda_cost_bound_by_hand():
 
 def test_ec2_cost_bound_by_hand():
     """quick sizes on c6i.large ($0.085/h), health timeout 600 s, request timeout 60 s: 3 boots
-    of 660 s; the serving instance 600 + (5 + 6 + 50) x 60 + 50 x 0.1 (the warm gaps) + 2 x (2 + 180)
-    = 4629 s."""
+    of 660 s; the serving instance 600 + (5 + 6 + 50) x 60 + 50 x 0.2 (the warm pauses, each at
+    most the longest) + 2 x (2 + 180) = 4634 s."""
     from deploy.aws.costs import ec2_campaign_cost
     from sim.pricing import load_pricing
 
     est = ec2_campaign_cost(QUICK_SETTINGS, ["c6i.large"], load_pricing(), health_timeout_s=600, request_timeout_s=60,
                             extra_warmup=6)
-    assert [line.quantity for line in est.lines] == [1980.0, 4629.0]
-    assert est.upper_usd == pytest.approx((1980 + 4629) * 0.085 / 3600, rel=1e-12)
+    assert [line.quantity for line in est.lines] == [1980.0, 4634.0]
+    assert est.upper_usd == pytest.approx((1980 + 4634) * 0.085 / 3600, rel=1e-12)
 
 
 def test_cost_guard_refuses_an_over_budget_campaign(tmp_path, tiny_model, aws, monkeypatch):

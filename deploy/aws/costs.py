@@ -98,7 +98,7 @@ def ec2_campaign_cost(settings, instance_types: list[str], pricing, *, health_ti
         price = pricing.instance(t).usd_per_hour / 3600.0
         cold = settings.n_cold * max(minimum, health_timeout_s + request_timeout_s)
         sequential = ((settings.warmup + extra_warmup + settings.n_warm) * request_timeout_s
-                      + settings.n_warm * settings.warm_gap_s)
+                      + settings.n_warm * settings.warm_gap_s)  # each warm pause is at most warm_gap_s
         load = sum(settings.level_s + 3 * request_timeout_s for _ in settings.load_levels)
         serving = max(minimum, health_timeout_s + sequential + load)
         est.lines.append(CostLine(f"{t}: {settings.n_cold} boots (one instance each)", cold, "instance-s", cold * price))
