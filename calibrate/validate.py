@@ -311,7 +311,7 @@ def _pcts(lat: np.ndarray) -> dict[str, float | None]:
 def compare(measured: pd.DataFrame, predicted: pd.DataFrame, platform, pricing, window_s: float,
             predicted_cost: Mapping, lambda_like: bool) -> list[dict]:
     """The comparison rows (see the module docstring)."""
-    from sim.billing import lambda_billed_ms, lambda_cost
+    from sim.billing import lambda_billed_sums, lambda_cost
     from sim.config import LambdaConfig
 
     rows = []
@@ -336,10 +336,11 @@ def compare(measured: pd.DataFrame, predicted: pd.DataFrame, platform, pricing, 
     if isinstance(platform, LambdaConfig):
         gb = platform.memory_mb / 1024.0
         served_p = predicted["status"].isin(["ok", "timeout"])
-        work = np.minimum(predicted.loc[served_p, "work_ms"].to_numpy(float), platform.timeout_s * 1000.0)
-        init = np.where(predicted.loc[served_p, "cold"].to_numpy(bool),
-                        predicted.loc[served_p, "init_ms"].to_numpy(float), 0.0) if platform.init_billed else 0.0
-        p_billed = float(np.sum(lambda_billed_ms(work, init)))
+        cold_p = predicted["cold"].to_numpy(bool)
+        _, _, p_billed = lambda_billed_sums(
+            served_p.to_numpy(), predicted["work_ms"].to_numpy(float), platform.timeout_s * 1000.0,
+            np.nan_to_num(predicted["init_ms"].to_numpy(float)) if platform.init_billed else None, cold_p,
+            np.zeros(cold_p.size, bool))
         if lambda_like and measured["billed_ms"].notna().any():
             m_billed = float(measured_billed_ms(measured, platform).sum())
             row("billed_gb_s", m_billed / 1000.0 * gb, p_billed / 1000.0 * gb, "GB-s")

@@ -327,24 +327,23 @@ def _service(p: Mapping, ctx: _Ctx, key: str, keys: tuple[str, ...], entry: Any,
     """Service distributions: inline keys win, the rest come from the profile `entry`. The idle
     effect (``idle``) goes with the first key (warm_ms, service_ms), which it modifies: inline
     beside an inline one (or none), else the profile entry's."""
-    out: dict[str, Any] = {}
-    idle = None
+    inline: Mapping = {}
     if "service" in p:
         inline = _mapping(p["service"], ctx, f"{key}.service", "{" + ", ".join(f"{k}: {{...}}" for k in keys) + "}")
         check_keys(inline, (*keys, "idle_effect"), source=ctx.source, key=f"{key}.service")
-        out = {k: _dist(inline[k], ctx, f"{key}.service.{k}") for k in keys if k in inline}
-        if "idle_effect" in inline:
-            if keys[0] not in inline:
-                raise ConfigError(ctx.source, f"{key}.service.idle_effect",
-                                  f"an inline {keys[0]} beside it (the idle effect modifies {keys[0]})")
-            idle, _ = parse_idle_effect(inline["idle_effect"], ctx.source, f"{key}.service.idle_effect")
+    out: dict[str, Any] = {k: _dist(inline[k], ctx, f"{key}.service.{k}") for k in keys if k in inline}
+    if "idle_effect" in inline and keys[0] not in inline:
+        raise ConfigError(ctx.source, f"{key}.service.idle_effect",
+                          f"an inline {keys[0]} beside it (the idle effect modifies {keys[0]})")
     if len(out) < len(keys):
         if entry is None:
             raise profile.missing(ctx, key, name, wanted, keys)
         out.update({k: getattr(entry, k) for k in keys if k not in out})
-        if keys[0] not in p.get("service", {}):
-            idle = entry.idle
-    out["idle"] = idle
+    if keys[0] in inline:
+        out["idle"] = (parse_idle_effect(inline["idle_effect"], ctx.source, f"{key}.service.idle_effect")[0]
+                       if "idle_effect" in inline else None)
+    else:
+        out["idle"] = entry.idle
     return out
 
 

@@ -495,13 +495,7 @@ class FastLambda:
         self.at_s, self.at_b = new_tally(warmup_s, period_s)
         self.bt_s, self.bt_b = new_tally(warmup_s, period_s)
         for _ in range(cfg.provisioned_concurrency):  # LambdaModel.__init__'s provisioned environments
-            s = self.free[ist[I_FREE_N] - 1]
-            ist[I_FREE_N] -= 1
-            self.EI[s, F_ID] = ist[I_NEXT_ID]
-            ist[I_NEXT_ID] += 1
-            self.EI[s, F_PROV] = 1
-            self.EF[s, G_FREE] = -np.inf
-            ist[I_ALIVE] += 1
+            s = _new_env(self.EI, self.EF, self.free, ist, True)
             _pool_add(self.policy, 1, s, self.EI, self.items, ist)
         tally_set(self.at_s, self.at_b, 0.0, float(ist[I_ALIVE]))
 
