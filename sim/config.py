@@ -166,4 +166,172 @@ class EC2Config:
     response_kb: float = 2.0
 
 
-PlatformConfig = Union[LambdaConfig, EC2Config]
+
+# -- pods and containers: k8s-function (OpenFaaS, Knative) and container-service (Fargate, Cloud Run) --
+
+BILLING_MODES = ("instance", "request", "execution")
+BillingMode = Literal["instance", "request", "execution"]
+CONTROL_PLANES = ("eks", "none")
+CONTAINER_SCALING_METRICS = ("concurrency", "cpu")
+
+
+@dataclass(frozen=True)
+class PodService:
+    """service_ms: time one request takes inside a pod or container instance (ms), each of its
+    `concurrency` slots serving one request at a time (a slot is a worker: concurrent requests
+    do not slow each other down)."""
+
+    service_ms: Distribution
+
+
+@dataclass(frozen=True)
+class OpenFaasRps:
+    """OpenFaaS (community edition) scaling on its requests-per-second alert.
+
+    Prometheus evaluates every `eval_interval_s` the function's rate of invocations over the
+    last `rate_window_s` (all replicas together). The alert fires once that rate has been above
+    `threshold_rps` at every evaluation for `for_s`. While it fires, AlertManager notifies the
+    gateway every `repeat_interval_s` (the first time at once), and each notification adds
+    ceil(max_replicas * scale_factor_pct / 100) replicas, capped at max_replicas. When the alert
+    resolves (the rate is no longer above the threshold) the function scales back to
+    min_replicas. Defaults: `sim/data/platform-presets.yaml` (`autoscalers.openfaas-rps`).
+    """
+
+    threshold_rps: float
+    rate_window_s: float
+    for_s: float
+    eval_interval_s: float
+    repeat_interval_s: float
+    scale_factor_pct: float
+
+
+@dataclass(frozen=True)
+class KnativeKpa:
+    """Knative's Pod Autoscaler (KPA), concurrency mode.
+
+    Every `tick_s` the autoscaler averages the requests in flight (in pods and buffered in the
+    activator) over the stable window and over the panic window (`panic_window_pct` % of it).
+    Wanted pods = ceil(average / (target * target_utilization)), the target being concurrent
+    requests per pod. When the panic window's wanted pods reach `panic_threshold_pct` % of the
+    ready pods the autoscaler panics: it scales on the panic window and never scales down, until
+    a stable window has passed without that condition. A tick changes the pods by at most
+    `max_scale_up_rate` times / 1/`max_scale_down_rate` times the ready pods. With no request in
+    flight over a whole stable window the wanted pods are 0 (scale to zero, when
+    `scale_to_zero`): the last pod is removed `scale_to_zero_grace_s` later if no request came.
+    A request arriving with no pod is buffered and starts a pod at once (scale from zero: a
+    cold start). Defaults: `sim/data/platform-presets.yaml` (`autoscalers.knative-kpa`).
+    """
+
+    target: float
+    target_utilization: float
+    stable_window_s: float
+    panic_window_pct: float
+    panic_threshold_pct: float
+    max_scale_up_rate: float
+    max_scale_down_rate: float
+    scale_to_zero_grace_s: float
+    tick_s: float
+    scale_to_zero: bool = True
+
+
+Autoscaler = Union[OpenFaasRps, KnativeKpa]
+
+
+@dataclass(frozen=True)
+class K8sFunctionConfig:
+    """A function on Kubernetes (OpenFaaS or Knative): pods of `concurrency` slots each.
+
+    Requests wait in one FIFO queue at the gateway (OpenFaaS gateway, Knative activator) and go
+    to a ready pod with a free slot (the least busy, ties to the oldest pod); the queue holds at
+    most `queue_limit` requests (more are rejected, 503) and a request answered after
+    `request_timeout_s` is a timeout. Pods number between `min_replicas` and `max_replicas`
+    (OpenFaaS CE keeps at least one); a new pod serves after `pod_start_s` (image pull, container
+    start, model load): a request that arrived while the pod serving it was starting is a cold
+    start. Pods run on nodes of `node_instance_type`, `pods_per_node` each: a fixed pool of
+    `nodes` nodes, or (nodes None) as many as the pods need at each moment, a node starting and
+    stopping with the pods (node provisioning time is not modelled). Billing: the nodes like EC2
+    instances, plus the cluster's control plane (`eks`, or `none` for a cluster already paid
+    for, minikube or kind), its whole fee charged to this function.
+    """
+
+    name: str
+    service: PodService
+    pod_start_s: Distribution
+    autoscaler: Autoscaler
+    control_plane_usd_per_hour: float
+    """The control plane's fee (resolved by the loader from `control_plane` and the presets file)."""
+    min_replicas: int = 1
+    max_replicas: int = 20
+    concurrency: int = 1
+    node_instance_type: str = "c6i.large"
+    pods_per_node: int = 2
+    nodes: int | None = None
+    control_plane: str = "eks"
+    queue_limit: int = 10000
+    request_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ContainerPrices:
+    """How a container service (or another cloud's functions) bills, from a preset of
+    `sim/data/platform-presets.yaml` (`container_services.<preset>`), prices in USD.
+
+    usd_per_vcpu_s, usd_per_gb_s: per vCPU-second and GB-second of the instance's size.
+    usd_per_request: per request (or execution).
+    billing: instance (alive time, from start to stop), request (time the instance serves at
+    least one request), execution (each request's own duration, concurrent ones each billed).
+    increment_s: billed time is rounded up to this per instance lifetime (instance), active
+    period (request), or execution (execution); minimum_s: least billed per launch (instance)
+    or execution (execution); memory_increment_gb: memory is rounded up to this (execution).
+    """
+
+    preset: str
+    usd_per_vcpu_s: float
+    usd_per_gb_s: float
+    usd_per_request: float
+    billing: BillingMode
+    increment_s: float = 0.0
+    minimum_s: float = 0.0
+    memory_increment_gb: float = 0.0
+
+
+@dataclass(frozen=True)
+class ContainerScaling:
+    """Scaling of a container service.
+
+    metric concurrency: the Knative-style autoscaler of `kpa` (Cloud Run scales on requests in
+    flight per instance against `target` of `concurrency`; scale to zero when min_instances is 0).
+    metric cpu: target tracking on the busy-slot fraction, as EC2's auto scaling (`tracking`,
+    e.g. ECS service auto scaling of Fargate tasks). `idle_timeout_s`: an idle instance above
+    min_instances is stopped after this long without a request (None: the autoscaler decides).
+    """
+
+    metric: str
+    kpa: KnativeKpa | None = None
+    tracking: AutoscalingConfig | None = None
+    idle_timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ContainerServiceConfig:
+    """A container service (Fargate, Cloud Run; Google Cloud Functions 2nd gen and Azure
+    Functions through their presets): instances of `vcpu` vCPUs and `memory_gb` GB serving up
+    to `concurrency` requests each, scaled by `scaling` between `min_instances` and
+    `max_instances`, queueing and cold starts as in `K8sFunctionConfig` (the instance start
+    `start_s` is the cold start). Billed by `prices` (see `ContainerPrices`)."""
+
+    name: str
+    service: PodService
+    start_s: Distribution
+    prices: ContainerPrices
+    scaling: ContainerScaling
+    concurrency: int = 80
+    min_instances: int = 0
+    max_instances: int = 100
+    vcpu: float = 1.0
+    memory_gb: float = 2.0
+    queue_limit: int = 10000
+    request_timeout_s: float = 300.0
+
+
+PlatformConfig = Union[LambdaConfig, EC2Config, K8sFunctionConfig, ContainerServiceConfig]
