@@ -370,6 +370,13 @@ def _echo_lines(lines) -> None:
 @click.option("--url", help="http: the URL to POST to.")
 @click.option("--body", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="http: a request body file (default: a sample request for --model).")
+@click.option("--idle-s", "idle_s", type=float,
+              help="http: measure cold starts: before each of the --cold requests stay idle this long (s), longer "
+                   "than the platform's scale-to-zero delay (Knative: stable window + grace, 90 s by default).")
+@click.option("--label", help="http: the profile entry's name, for scenarios' profile_entry (default: the URL's last "
+                              "path segment).")
+@click.option("--header", "headers", multiple=True, metavar="NAME: VALUE",
+              help="http: a header sent with every request (repeatable), e.g. 'Host: hello.default.example.com'.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="The measurement table (a folder of Parquet parts, appended as measured).")
 @click.option("--quick", is_flag=True, help="A small campaign (about a minute): for trying things and tests.")
@@ -396,9 +403,9 @@ def _echo_lines(lines) -> None:
 @pricing_option
 @user_errors
 @needs_local_extra
-def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body, out, quick, n_cold, n_warm, warm_gap_s,
-              levels, level_s, resume, progress, architecture, timeout_s, function, allow_cidr, allow_anywhere, max_cost_usd,
-              dry_run, keep, region, endpoint_url, profile, pricing_path):
+def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body, idle_s, label, headers, out, quick,
+              n_cold, n_warm, warm_gap_s, levels, level_s, resume, progress, architecture, timeout_s, function, allow_cidr,
+              allow_anywhere, max_cost_usd, dry_run, keep, region, endpoint_url, profile, pricing_path):
     """Measure cold starts, warm latency and throughput of a model on a TARGET into a table.
 
     Checks the host first (usable CPUs, whether they scale, cgroup quotas) and warns loudly when
@@ -411,13 +418,17 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
       servesim calibrate aws-lambda --model mobilenetv2 --memory-mb 1024,2048 --max-cost-usd 2 --out a.parquet
       servesim calibrate aws-ec2 --model mobilenetv2 --instance-type c6i.large --allow-cidr 203.0.113.7/32 \\
           --dry-run --out e.parquet
+      servesim calibrate http --url http://127.0.0.1:8080/function/mobilenet --model mobilenetv2 \\
+          --cold 10 --idle-s 120 --label openfaas-mobilenet --out h.parquet
       servesim fit m.parquet --out mobilenetv2.json --plots plots/
     """
     from calibrate.campaign import parse_list, run_campaign, settings_for
-    from calibrate.targets import HttpTarget, LocalLambdaTarget, LocalServerTarget
+    from calibrate.targets import LocalLambdaTarget, LocalServerTarget
     from deploy.procs import install_signal_handlers
 
     load_levels = parse_list(levels, "--levels") if levels else None
+    if target != "http" and (idle_s is not None or label or headers):
+        raise click.UsageError("--idle-s, --label and --header are for the http target only")
     if target.startswith("aws-"):
         if not model:
             raise click.UsageError(f"{target} needs --model")
@@ -429,9 +440,7 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
         if tgt is None:
             return
     elif target == "http":
-        if not url:
-            raise click.UsageError("http needs --url")
-        tgt = HttpTarget(url, body.read_bytes() if body else None, model=model)
+        tgt = _http_target(url, body, model, idle_s, label, headers, n_cold, quick)
     elif not model:
         raise click.UsageError(f"{target} needs --model")
     elif target == "local-lambda":
@@ -447,6 +456,37 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
         sys.exit(130)
     for line in summary.lines():
         click.echo(line)
+
+
+def _http_target(url, body, model, idle_s, label, headers, n_cold, quick):
+    """The http target; its cold phase only with --idle-s (refused with --cold N > 0 without it)."""
+    from calibrate.campaign import settings_for
+    from calibrate.targets import HttpTarget
+
+    if not url:
+        raise click.UsageError("http needs --url")
+    if not model and not body:
+        raise click.UsageError("http needs --body or --model (to draw a sample request from)")
+    if idle_s is not None and not idle_s > 0:
+        raise click.UsageError(f"--idle-s must be > 0 s (longer than the platform's scale-to-zero delay), got {idle_s}")
+    if idle_s is None and n_cold:
+        raise click.UsageError("http: --cold needs --idle-s: how long to stay idle before each request so that the "
+                               "platform scales to zero (longer than its scale-to-zero delay or keep-alive)")
+    parsed = {}
+    for h in headers:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--header {h!r}: expected 'Name: value'")
+        parsed[name.strip()] = value.strip()
+    tgt = HttpTarget(url, body.read_bytes() if body else None, model=model, idle_s=idle_s, label=label,
+                     headers=parsed)
+    if idle_s is not None:
+        n = settings_for(quick, n_cold=n_cold).n_cold
+        click.echo(f"http: the cold phase (after warm and load) is {n} requests, each after {idle_s:g} s idle: "
+                   f"at least {n * idle_s / 60:.1f} min", err=True)
+    else:
+        click.echo("http: no --idle-s, so no cold starts are measured", err=True)
+    return tgt
 
 
 def _aws_target(target, model, memory_mb, instance_type, architecture, timeout_s, function, allow_cidr, allow_anywhere,
@@ -900,6 +940,19 @@ def fit(measurements, out, plots_dir):
                 console.print(f"{kind} {key}={e[key]} {dk}: {f.get('method', '?')} {spec.get('dist')}"
                               f" (n={f.get('n')}, p99 measured {f.get('p99_emp', float('nan')):.4g},"
                               f" fitted {f.get('p99_fit', float('nan')):.4g})", highlight=False)
+    for e in profile.get("http", []):
+        f = e["service_ms"].get("fit", {})
+        console.print(f"http {e['label']} service_ms: {f.get('method', '?')} {e['service_ms'].get('dist')}"
+                      f" (n={f.get('n')}, p99 measured {f.get('p99_emp', float('nan')):.4g},"
+                      f" fitted {f.get('p99_fit', float('nan')):.4g})", highlight=False)
+        det = e.get("cold_detection", {})
+        if e.get("start_s"):
+            fs = e["start_s"].get("fit", {})
+            console.print(f"http {e['label']} start_s: {det.get('cold_starts')} cold starts of {det.get('requests')} "
+                          f"requests after idle, {fs.get('method', '?')} {e['start_s'].get('dist')}"
+                          f" (p50 {fs.get('p50_emp', float('nan')):.4g} s)", highlight=False)
+        else:
+            console.print(f"http {e['label']} start_s: none ({det.get('reason', '?')})", highlight=False)
     if profile.get("lambda_scaling"):
         console.print(f"memory scaling fitted for {', '.join(profile['lambda_scaling'])}", highlight=False)
     console.print(f"profile: {out}" + (f"; plots: {plots_dir}" if plots_dir else ""), highlight=False)

@@ -26,6 +26,13 @@ noisy), then for each of the target's configurations measures, in this order:
    when p99 exceeds `p99_explode` (10) times the first level's, or when fewer than half the
    requests succeed. The knee is the last level whose throughput still grew by more than 5 %.
 
+A target that tells cold starts from warm requests by latency alone (`Target.cold_after_warm`:
+the ``http`` black box) has its cold phase *last*, after the load levels: ``n_cold`` times, idle
+for the target's idle time, then one request, classified against the ok warm latencies of the
+same run (this session's warm phase, or on resume the warm rows already in the table; at least
+`calibrate.fit.MIN_COLD_REFERENCE_N` of them, so such a campaign needs ``n_warm`` >= 20).
+Its unit summary records the rule's figures and how many were cold starts.
+
 Every request is a row of the measurement table (`calibrate.table`), appended as it is
 measured through `calibrate.writer.TableWriter` (a load level's rows when the level ends, a few
 seconds later; on Ctrl-C in the middle of a level they are dropped, as that unit is measured
@@ -184,7 +191,11 @@ class CampaignSummary:
                f"(run {self.run_id}; {len(self.units_measured)} units measured, {len(self.units_skipped)} resumed)"]
         for cfg in dict.fromkeys([*self.cold, *self.warm, *self.load]):
             c, w = self.cold.get(cfg), self.warm.get(cfg)
-            if c:
+            if c and "cold_detected" in c:
+                out.append(f"  {cfg} cold: {c['cold_detected']} of {c['requests']} requests after {c['idle_s']:g} s "
+                           f"idle were cold starts (latency > {_fmt(c['threshold_ms'])} ms), extra latency p50 "
+                           f"{_fmt(c.get('init_ms_p50'))} ms; {c['ok']} ok")
+            elif c:
                 out.append(f"  {cfg} cold: {c['ok']}/{c['requests']} ok, init p50 {_fmt(c.get('init_ms_p50'))} ms, "
                            f"first answer p50 {_fmt(c.get('client_ms_p50'))} ms")
             if w:
@@ -406,6 +417,12 @@ def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume
     t_start = time.perf_counter()
     settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s,
                             warm_gap_s=warm_gap_s)
+    from calibrate.fit import MIN_COLD_REFERENCE_N  # scipy: only when a campaign runs
+
+    if target.supports_cold and target.cold_after_warm and settings.n_cold > 0 and \
+            settings.n_warm < MIN_COLD_REFERENCE_N:
+        raise ServesimError(f"{target.name}: cold starts are told from warm requests by latency, so the campaign "
+                            f"needs at least {MIN_COLD_REFERENCE_N} warm requests (--warm), got {settings.n_warm}")
     writer = TableWriter(out, new_run_id(), resume=resume, flush_rows=settings.flush_rows)
     bars = _Bars(progress)
 
@@ -446,6 +463,7 @@ class _Run:
         self.target, self.settings, self.writer, self.bars = target, settings, writer, bars
         self.summary, self.on_unit = summary, on_unit
         self.done = writer.done_units()
+        self.warm_ms: dict[str, list[float]] = {}  # config key -> ok warm latencies of this session
 
     def _finish(self, key: str, info: dict, rows: int) -> None:
         self.writer.end_unit(key, info, rows=rows)
@@ -461,7 +479,8 @@ class _Run:
     def config(self, config: TargetConfig) -> None:
         st = self.settings
         base = _base_row(self.writer.run_id, self.target, config)
-        if self.target.supports_cold and st.n_cold > 0:
+        cold_todo = self.target.supports_cold and st.n_cold > 0
+        if cold_todo and not self.target.cold_after_warm:
             self.cold(config, base)
         warm_key = unit_key(config.key, "warm")
         warm_todo = st.n_warm > 0 and warm_key not in self.done
@@ -495,21 +514,50 @@ class _Run:
         if st.load_levels:
             self.summary.load[config.key] = curve
             self.summary.knee[config.key] = knee_of(curve, st.knee_growth)
+        if cold_todo and self.target.cold_after_warm:
+            self.cold(config, base)
+
+    def _warm_reference(self, config: TargetConfig) -> list[float]:
+        """The ok warm latencies (ms) of `config` in this campaign: measured in this session, or
+        read back from the table when the warm phase was finished before a resume."""
+        if config.key in self.warm_ms:
+            return self.warm_ms[config.key]
+        import pandas as pd
+
+        try:
+            df = pd.read_parquet(self.writer.path, columns=["config", "phase", "status", "client_ms"])
+        except Exception:  # noqa: BLE001 - no part yet (or unreadable): no reference
+            return []
+        warm = df[(df["config"] == config.key) & (df["phase"] == "warm") & (df["status"] == "ok")]
+        return [float(v) for v in warm["client_ms"]]
 
     def cold(self, config: TargetConfig, base: dict) -> None:
         key = unit_key(config.key, "cold")
         if key in self.done:
             self.summary.cold[config.key] = self._skip(key)
             return
+        extra: dict = {}
+        if self.target.cold_after_warm:
+            from calibrate.fit import MIN_COLD_REFERENCE_N, ColdRule
+
+            warm_ms = self._warm_reference(config)
+            contexts = self.target.cold_starts(config, warm_ms)  # refuses too few when entered
+            if len(warm_ms) >= MIN_COLD_REFERENCE_N:
+                extra = {"idle_s": getattr(self.target, "idle_s", None), **ColdRule.from_warm(warm_ms).describe()}
+        else:
+            contexts = self.target.cold_starts(config)
         advance, _ = self.bars.task(f"{config.label} cold", self.settings.n_cold)
         samples = []
-        with self.target.cold_starts(config) as cold_start:
+        with contexts as cold_start:
             for i in range(self.settings.n_cold):
                 s = cold_start()
                 samples.append(s)
                 self.writer.append([_row(base, "cold", None, 1, i, s)])
-                advance(1, f"init {s.init_ms or 0:.0f} ms")
+                advance(1, f"init {s.init_ms or 0:.0f} ms" if not self.target.cold_after_warm else
+                        "not cold" if s.init_ms is None else f"cold +{s.init_ms:.0f} ms")
         info = _phase_summary(samples)
+        if extra:
+            info.update(extra, cold_detected=sum(s.init_ms is not None for s in samples))
         self.summary.cold[config.key] = info
         self._finish(key, info, len(samples))
 
@@ -523,6 +571,7 @@ class _Run:
             samples.append(s)
             self.writer.append([_row(base, "warm", None, 1, i, s)])
             advance(1, f"{s.client_ms:.1f} ms")
+        self.warm_ms[config.key] = [s.client_ms for s in samples if s.status == "ok"]
         info = _phase_summary(samples)
         self.summary.warm[config.key] = info
         self._finish(unit_key(config.key, "warm"), info, len(samples))

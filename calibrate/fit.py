@@ -46,6 +46,9 @@ which in a long tail can sit several % from the interpolated one).
 `fit_idle_effect` fits how warm duration depends on the idle time before a request
 (`sim.config.IdleEffect`) and returns the samples carried to a rested unit, which `fit_samples`
 then fits.
+
+`ColdRule` decides which requests after an idle period were cold starts of a black-box endpoint
+(the ``http`` target), by comparing their latency with the warm requests of the same run.
 """
 from __future__ import annotations
 
@@ -62,7 +65,8 @@ from sim.dists import parse_dist
 from sim.dists_composite import dist_cdf
 
 __all__ = ["FitReport", "Candidate", "fit_samples", "bootstrap_quantile_ci", "bimodality",
-           "fit_memory_scaling", "fit_idle_effect", "IdleFit", "LAMBDA_MB_PER_VCPU", "KS_ALPHA", "P99_TOL"]
+           "fit_memory_scaling", "fit_idle_effect", "IdleFit", "ColdRule", "LAMBDA_MB_PER_VCPU", "KS_ALPHA",
+           "P99_TOL"]
 
 FAMILIES = ("lognorm", "gamma", "weibull_min", "expon")
 KS_ALPHA = 0.01
@@ -689,3 +693,70 @@ def fit_idle_effect(idle_s: np.ndarray, x: np.ndarray) -> IdleFit:
     meta["rested_from"] = f"{rested.size} samples with factor within 10 % of 1" if rested.size < x.size \
         else "every sample"
     return IdleFit(1.0 - c, tau * 1000.0, rested, meta, idle_s, x)
+
+
+# -- cold starts of a black box ------------------------------------------------------------------------
+
+COLD_K = 3.0
+COLD_MIN_EXTRA_MS = 20.0
+MIN_COLD_REFERENCE_N = 20
+
+
+@dataclass(frozen=True)
+class ColdRule:
+    """When a request sent after an idle period counts as a cold start of a black-box endpoint
+    (the ``http`` target, where nothing but client-side latency is seen).
+
+    From the ok warm requests of the same run (client-side ms; at least `MIN_COLD_REFERENCE_N`):
+    median m, 99th percentile p99 and 99.9th percentile p999 (numpy's linear interpolation). A
+    request is a cold start when its latency x satisfies
+
+        x > threshold = max(p999, m + COLD_K * (p99 - m), m + COLD_MIN_EXTRA_MS)
+
+    with COLD_K = 3 and COLD_MIN_EXTRA_MS = 20 ms; its extra latency (what the cold start added)
+    is x - m. Why these three terms:
+
+    - p999: a warm request is above it one time in a thousand by definition;
+    - m + 3 (p99 - m): far out in any warm tail of the usual shapes: a lognormal warm time with
+      s = 0.5 exceeds it with probability ~3e-5, an exponential tail above a floor ~4e-6. It
+      scales with the endpoint's own spread, so a slow, noisy model does not need a new constant;
+    - m + 20 ms: where the warm distribution is tight (a few ms on loopback), what an idle
+      period alone adds on a platform that kept the instance (CPU sleep states, a proxy reopening
+      its upstream connection, the first request on a new connection) is a few ms, not a cold
+      start. A cold start on the platforms measured (a Lambda environment, a Knative or
+      OpenFaaS pod scheduled and started from zero) adds hundreds of ms to seconds, so the rule
+      errs on the side of *not* calling a request cold: a cold start shorter than the threshold
+      is missed, not invented.
+
+    `n`: the warm requests it was computed from."""
+
+    median_ms: float
+    p99_ms: float
+    p999_ms: float
+    threshold_ms: float
+    n: int
+
+    @classmethod
+    def from_warm(cls, warm_ms) -> "ColdRule":
+        """The rule for the warm latencies `warm_ms` (ms, finite); ValueError with fewer than
+        `MIN_COLD_REFERENCE_N`."""
+        x = np.asarray(warm_ms, dtype=float).ravel()
+        x = x[np.isfinite(x)]
+        if x.size < MIN_COLD_REFERENCE_N:
+            raise ValueError(f"detecting cold starts needs at least {MIN_COLD_REFERENCE_N} ok warm requests "
+                             f"of the same run to compare with, got {x.size}")
+        m, p99, p999 = (float(v) for v in np.quantile(x, [0.5, 0.99, 0.999]))
+        return cls(m, p99, p999, max(p999, m + COLD_K * (p99 - m), m + COLD_MIN_EXTRA_MS), int(x.size))
+
+    def is_cold(self, client_ms: float) -> bool:
+        return client_ms > self.threshold_ms
+
+    def extra_ms(self, client_ms: float) -> float:
+        """What a cold start added: the latency minus the warm median (ms)."""
+        return client_ms - self.median_ms
+
+    def describe(self) -> dict:
+        return {"rule": f"cold when latency > max(warm p99.9, warm median + {COLD_K:g} x (warm p99 - warm median), "
+                        f"warm median + {COLD_MIN_EXTRA_MS:g} ms); extra = latency - warm median",
+                "warm_n": self.n, "warm_median_ms": _r(self.median_ms), "warm_p99_ms": _r(self.p99_ms),
+                "warm_p999_ms": _r(self.p999_ms), "threshold_ms": _r(self.threshold_ms)}

@@ -28,6 +28,19 @@ What is taken from the table (only rows with status ``ok`` are fitted; every sta
   before. sim/profile.py has no key for it, nor for the status counts, so for now both ride in the
   free-form ``fit`` metadata of the entry's main distribution (``service_ms.fit.knee``,
   ``warm_ms.fit.status`` / ``service_ms.fit.status``: counts per phase and status).
+- **http** rows (target ``http``: an endpoint measured as a black box): one entry per
+  ``config`` (``label=<label>,url=<url>``; a table of the older ``url=<url>`` form gets the
+  label `calibrate.targets.http_label` makes of the URL). ``service_ms`` is fitted to
+  ``client_ms`` of phase ``warm`` as measured (no idle-effect correction: the entry has no key
+  for one, and the simulator's platforms that use it apply none). ``start_s`` is fitted to
+  ``init_ms / 1000`` of the ok phase ``cold`` rows that have one: the requests after an idle
+  period that the campaign classified as cold starts (`calibrate.fit.ColdRule`; ``init_ms`` is
+  their latency minus the warm median), or null when there is none, the reason in
+  ``cold_detection.reason``. ``cold_detection`` also holds the rule and its figures (recomputed
+  from the warm rows), how many requests followed an idle period and how many were cold starts,
+  and the idle time before them as measured (send time minus the latest completion before
+  it); ``counts`` the status counts per phase. The load levels' knee, if any, rides in
+  ``service_ms.fit.knee`` as for servers.
 - **Memory scaling** (``lambda_scaling``, top level, keyed by architecture, for every architecture
   measured at two or more memory sizes): `calibrate.fit.fit_memory_scaling` on the same warm
   samples as ``warm_ms`` (rested ones when an idle effect was found).
@@ -315,6 +328,71 @@ def _server_entries(df: pd.DataFrame, source: str | None, fits: list) -> list[di
     return entries
 
 
+def _idle_before(grp: pd.DataFrame) -> pd.Series:
+    """Per row of one configuration: its send time minus the latest completion of the rows sent
+    before it (s; NaN for the first)."""
+    send = pd.to_numeric(grp["send_s"], errors="coerce")
+    order = send.sort_values(kind="stable").index
+    done = (send + pd.to_numeric(grp["client_ms"], errors="coerce") / 1000.0).loc[order]
+    prev = done.cummax().shift(1)
+    return (send.loc[order] - prev).reindex(grp.index)
+
+
+def _http_entries(df: pd.DataFrame, source: str | None, fits: list) -> list[dict]:
+    from calibrate.fit import MIN_COLD_REFERENCE_N, ColdRule
+    from calibrate.targets import parse_http_config
+
+    rows = df[df["target"] == "http"]
+    entries, where = [], source or "<table>"
+    for config, grp in sorted(rows.groupby("config"), key=lambda kv: kv[0]):
+        label, url = parse_http_config(str(config))
+        name = f"http-{label}"
+        ok = grp[grp["status"] == "ok"]
+        warm = _values(ok[ok["phase"] == "warm"], "client_ms")
+        rep = _fit(f"{name}-service_ms", warm, fits, where)
+        counts = _status_counts(grp)
+        meta: dict = {"column": "client_ms"}
+        points, _ = _throughput(ok[ok["phase"] == "load"])
+        knee = _knee(points)
+        if knee is not None:
+            meta["knee"] = knee
+        cold = grp[grp["phase"] == "cold"]
+        cold_ok = cold[cold["status"] == "ok"]
+        extra_s = _values(cold_ok, "init_ms") / 1000.0
+        detection: dict = {"requests": int(len(cold)), "ok": int(len(cold_ok)), "cold_starts": int(extra_s.size)}
+        if warm.size >= MIN_COLD_REFERENCE_N:
+            detection.update(ColdRule.from_warm(warm).describe())
+        idle = _idle_before(grp).loc[cold.index].to_numpy(dtype=float)
+        idle = idle[np.isfinite(idle)]
+        if idle.size:
+            detection["idle_s_min"] = round(float(idle.min()), 3)
+            detection["idle_s_median"] = round(float(np.median(idle)), 3)
+        if "cold" in counts:
+            counts["cold"]["cold_starts"] = int(extra_s.size)
+        entry: dict = {"label": label, "url": url, "service_ms": _spec_with_fit(rep, **meta)}
+        if extra_s.size:
+            rep_start = _fit(f"{name}-start_s", extra_s, fits, where)
+            entry["start_s"] = _spec_with_fit(rep_start, column="init_ms/1000 (latency - warm median)")
+        else:
+            entry["start_s"] = None
+            if cold.empty:
+                detection["reason"] = ("no requests after an idle period were measured (calibrate http --idle-s S "
+                                       "--cold N)")
+            elif cold_ok.empty:
+                detection["reason"] = f"none of the {len(cold)} requests after an idle period succeeded"
+            else:
+                after = f" after {detection['idle_s_min']:g} s or more idle" if "idle_s_min" in detection else ""
+                thr = detection.get("threshold_ms")
+                detection["reason"] = (f"none of the {len(cold_ok)} ok requests{after} was a cold start"
+                                       + (f" (all within {thr:g} ms, the warm threshold)" if thr is not None else "")
+                                       + ": the platform kept an instance through the idle period (is the idle time "
+                                         "longer than its scale-to-zero delay or keep-alive?)")
+        entry["counts"] = counts
+        entry["cold_detection"] = detection
+        entries.append(entry)
+    return entries
+
+
 def _build(df: pd.DataFrame, source_path) -> tuple[dict, list]:
     if isinstance(source_path, (list, tuple)):
         source = " + ".join(str(p) for p in source_path)
@@ -341,13 +419,17 @@ def _build(df: pd.DataFrame, source_path) -> tuple[dict, list]:
     measured["table_sha256"] = table_sha256(df, source_path)
 
     fits: list = []
-    lambdas, scaling = _lambda_entries(df, source, fits)
-    servers = _server_entries(df, source, fits)
+    is_http = (df["target"] == "http").to_numpy()
+    lambdas, scaling = _lambda_entries(df[~is_http], source, fits)
+    servers = _server_entries(df[~is_http], source, fits)
+    https = _http_entries(df, source, fits)
     profile: dict = {"schema": SCHEMA, "model": model, "measured": measured}
     if lambdas:
         profile["lambda"] = lambdas
     if servers:
         profile["server"] = servers
+    if https:
+        profile["http"] = https
     if scaling:
         profile["lambda_scaling"] = scaling
     return profile, fits

@@ -29,7 +29,12 @@ Implementations:
   Cold starts run on a separate gateway with ``keep_alive_s=0``, waiting before each one until
   its status shows no environment left, so every one is a new environment; a 429 is
   ``throttled``.
-- `HttpTarget`: any URL, as a black box: client-side times and statuses only, no cold starts.
+- `HttpTarget`: any URL, as a black box: client-side times and statuses only. With an idle time
+  it measures cold starts too: one request after each idle period, called a cold start when its
+  latency is clearly outside the warm distribution of the same run (`calibrate.fit.ColdRule`);
+  its row's `init_ms` is then the extra latency, else null. Such a target has
+  `cold_after_warm` true: the campaign runs its cold phase after the warm phase and passes
+  `cold_starts` the warm latencies.
 
 Request bodies are `deploy.models.sample_input` of the model encoded with
 `deploy.core.encode_inputs`, drawn from a seeded generator, so every configuration and every
@@ -40,7 +45,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import math
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -137,6 +144,20 @@ class HttpClient:
             self._conn.close()
             return send_s, (time.perf_counter() - t0) * 1000.0, None, {}, b"", f"{type(exc).__name__}: {exc}"
 
+    def reconnect(self) -> str | None:
+        """Close the connection and open a new one now (not timed by the next `post`): None, or
+        'timeout' / 'error: ...' when it cannot be opened."""
+        self._conn.close()
+        try:
+            self._conn.connect()
+            return None
+        except (socket.timeout, TimeoutError):
+            self._conn.close()
+            return "timeout: connecting"
+        except OSError as exc:
+            self._conn.close()
+            return f"{type(exc).__name__}: {exc}"
+
     def close(self) -> None:
         self._conn.close()
 
@@ -190,6 +211,9 @@ class Target:
 
     name = "target"
     supports_cold = True
+    cold_after_warm = False
+    """True: cold starts are told from warm requests by latency, so the campaign measures them
+    after the warm phase and calls ``cold_starts(config, warm_ms)`` with its ok latencies (ms)."""
 
     def __init__(self, model: str, model_sha256: str | None):
         self.model = model
@@ -459,6 +483,33 @@ class LocalLambdaTarget(Target):
 
 # ---- http (black box) -----------------------------------------------------------------------
 
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def http_label(url: str) -> str:
+    """The default label of an http target: the URL's last path segment (``/function/resnet`` ->
+    ``resnet``), else its host name, with characters other than letters, digits, '.', '_' and
+    '-' replaced by '-'."""
+    parts = urlsplit(url)
+    segment = next((p for p in reversed(parts.path.split("/")) if p), "") or parts.hostname or "http"
+    return (re.sub(r"[^A-Za-z0-9._-]", "-", segment).strip("-._") or "http")[:64]
+
+
+def http_config_key(label: str, url: str) -> str:
+    """The table's ``config`` of an http target: ``label=<label>,url=<url>``."""
+    return f"label={label},url={url}"
+
+
+def parse_http_config(key: str) -> tuple[str, str]:
+    """(label, url) from an http target's ``config`` (also the older ``url=<url>``, whose label
+    is then `http_label` of the URL)."""
+    if key.startswith("label=") and ",url=" in key:
+        label, _, url = key[len("label="):].partition(",url=")
+        return label, url
+    url = key[len("url="):] if key.startswith("url=") else key
+    return http_label(url), url
+
+
 def _parse_black_box(send_s, client_ms, status, headers, body, failure) -> Sample:
     if failure is not None:
         return Sample(send_s, client_ms, "timeout" if failure == "timeout" else "error",
@@ -470,19 +521,43 @@ def _parse_black_box(send_s, client_ms, status, headers, body, failure) -> Sampl
 
 
 class HttpTarget(Target):
-    """Any URL measured as a black box: POST `body` (default: a sample request for `model`),
-    client-side latency and status only (2xx is ok, 429 throttled). No cold starts."""
+    """Any URL measured as a black box (an OpenFaaS gateway's ``/function/<name>``, a Knative
+    service, a Lambda function URL): POST `body` (default: a sample request for `model`) with
+    `headers`, client-side latency and status only (2xx is ok, 429 throttled). `label` names the
+    profile entry (default `http_label` of the URL).
+
+    **Cold starts**, only with `idle_s` (s, > 0): the platform is left alone for `idle_s`, longer
+    than its scale-to-zero delay or keep-alive (the user knows it: Knative's stable window plus
+    its grace period, 90 s by default; Lambda's is not published), then one request is sent and
+    timed; and so on, one after the other. The idle time counts from the previous answer. Each of
+    these requests goes on a connection opened beforehand and not timed (the idle period may
+    have closed the old one; warm requests do not pay a TCP or TLS handshake either). Whether it
+    was a cold start is decided by its latency against the warm requests measured in the same
+    run (`calibrate.fit.ColdRule`, so the campaign runs the cold phase after the warm one:
+    `cold_after_warm`): above the threshold, the row's ``init_ms`` is the extra latency (latency
+    minus the warm median), as a Lambda cold start's row carries its Init Duration; otherwise
+    ``init_ms`` is null: the platform kept an instance through the idle period, and the row is
+    an ok request of phase ``cold`` that was not a cold start. Without `idle_s` there is no cold
+    phase (`supports_cold` false)."""
 
     name = "http"
-    supports_cold = False
+    cold_after_warm = True
 
     def __init__(self, url: str, body: bytes | None = None, *, model: str | os.PathLike | None = None,
-                 seed: int = 0, timeout_s: float = 30.0):
+                 seed: int = 0, timeout_s: float = 30.0, idle_s: float | None = None, label: str | None = None,
+                 headers: Mapping[str, str] | None = None):
+        from sim.errors import ServesimError
+
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            from sim.errors import ServesimError
-
             raise ServesimError(f"not an http(s) URL: {url!r}")
+        if idle_s is not None and not (math.isfinite(idle_s) and idle_s > 0):
+            raise ServesimError(f"idle_s must be a number of seconds > 0 (longer than the platform's scale-to-zero "
+                                f"delay or keep-alive), got {idle_s!r}")
+        label = http_label(url) if label is None else label
+        if not _LABEL.match(label):
+            raise ServesimError(f"label {label!r}: expected 1-64 letters, digits, '.', '_' or '-', starting with a "
+                                "letter or digit (it names the profile entry)")
         name, sha = "unknown", None
         if model is not None:
             from deploy.models import resolve_model
@@ -496,14 +571,50 @@ class HttpTarget(Target):
         super().__init__(name, sha)
         self.url = url
         self.body = body
+        self.label = label
+        self.headers = dict(headers or {})
         self.timeout_s = float(timeout_s)
+        self.idle_s = None if idle_s is None else float(idle_s)
+        self.supports_cold = self.idle_s is not None
 
     def configs(self) -> list[TargetConfig]:
-        return [TargetConfig(f"url={self.url}", {}, "http")]
+        return [TargetConfig(http_config_key(self.label, self.url), {}, self.label)]
 
     @contextlib.contextmanager
     def serving(self, config: TargetConfig) -> Iterator[Endpoint]:
-        yield Endpoint(self.url, [self.body], _parse_black_box, timeout_s=self.timeout_s, info={"url": self.url})
+        yield Endpoint(self.url, [self.body], _parse_black_box, headers=self.headers, timeout_s=self.timeout_s,
+                       info={"url": self.url})
+
+    @contextlib.contextmanager
+    def cold_starts(self, config: TargetConfig, warm_ms: Sequence[float] = ()) -> Iterator[Callable[[], Sample]]:
+        """One request after `idle_s` of idleness per call, classified against `warm_ms` (the ok
+        warm latencies of the same run, ms; see the class docstring)."""
+        from calibrate.fit import ColdRule
+        from sim.errors import ServesimError
+
+        if self.idle_s is None:
+            raise ServesimError("the http target measures cold starts only with an idle time (--idle-s)")
+        try:
+            rule = ColdRule.from_warm(warm_ms)
+        except ValueError as exc:
+            raise ServesimError(f"http {self.url}: {exc}") from None
+        client = HttpClient(self.url, timeout_s=self.timeout_s)
+
+        def one() -> Sample:
+            time.sleep(self.idle_s)
+            failure = client.reconnect()
+            if failure is not None:
+                return Sample(time.time(), 0.0, "error", error=failure[:ERROR_TEXT_CHARS])
+            sample = _parse_black_box(*client.post(self.body, self.headers))
+            if sample.status == "ok" and rule.is_cold(sample.client_ms):
+                sample.init_ms = rule.extra_ms(sample.client_ms)
+            return sample
+
+        try:
+            yield one
+        finally:
+            client.close()
 
     def describe(self) -> dict:
-        return {**super().describe(), "url": self.url}
+        return {**super().describe(), "url": self.url, "label": self.label, "idle_s": self.idle_s,
+                "headers": sorted(self.headers)}  # names only: a header may carry a credential

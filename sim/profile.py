@@ -13,10 +13,14 @@ frozen dataclasses. Reading one has no side effects. Format, ``schema: servesim.
      "server": [{"instance_type": "c6i.large", "workers": 2,
                  "service_ms": <dist spec>, "boot_s": <dist spec, optional>,
                  "idle_effect": {"hot_ratio": 0.62, "tau_ms": 14.0},
-                 "throughput": [{"concurrency": 1, "rps": 150.0, "p50_ms": 6.5, "p99_ms": 9.1}]}]}
+                 "throughput": [{"concurrency": 1, "rps": 150.0, "p50_ms": 6.5, "p99_ms": 9.1}]}],
+     "http": [{"label": "resnet", "url": "http://127.0.0.1:8080/function/resnet",
+               "service_ms": <dist spec>, "start_s": <dist spec, or null: no cold start seen>,
+               "counts": {"warm": {"ok": 500, ...}, "cold": {"ok": 20, ..., "cold_starts": 20}},
+               "cold_detection": {"idle_s": 120, "threshold_ms": 48.0, "reason": "...", ...}}]}
 
-Required: ``schema``, ``model.name``, ``measured.target``, and at least one entry in ``lambda``
-or ``server``. Optional: ``model.sha256`` (64 hex digits), ``measured.host``, ``measured.at``
+Required: ``schema``, ``model.name``, ``measured.target``, and at least one entry in ``lambda``,
+``server`` or ``http``. Optional: ``model.sha256`` (64 hex digits), ``measured.host``, ``measured.at``
 (ISO 8601), ``measured.versions`` (name → version string), ``measured.table_sha256`` (64 hex
 digits, the measurement table's Parquet file), ``max_memory_mb``, ``boot_s``, ``throughput``
 (points in increasing concurrency), ``idle_effect`` (`sim.config.IdleEffect`: how the warm or
@@ -29,8 +33,16 @@ are in the key (``warm_ms`` in ms, ``boot_s`` in seconds). Inside a profile it m
 ["gamma", "weibull_min"]}``): kept as metadata in the entry's ``fit`` (dist key → that mapping),
 not part of the distribution. An empirical ``file`` resolves relative to the profile's folder.
 
-Each (memory_mb, architecture) and each (instance_type, workers) appears at most once, so
-`Profile.lambda_entry` and `Profile.server_entry` are unambiguous.
+An ``http`` entry is an endpoint measured as a black box (an OpenFaaS or Knative function,
+``servesim calibrate http``): ``service_ms`` is the client-side latency of warm requests (ms),
+``start_s`` the extra latency of a cold start after scale to zero (s), null when none was
+detected (``cold_detection.reason`` says why). ``label`` names it for scenarios
+(``profile_entry: <label>``); ``url`` says what was measured. ``counts`` and ``cold_detection``
+are free-form metadata, kept in the entry's ``fit`` under those keys.
+
+Each (memory_mb, architecture), each (instance_type, workers) and each http ``label`` appears
+at most once, so `Profile.lambda_entry`, `Profile.server_entry` and `Profile.http_entry` are
+unambiguous.
 """
 from __future__ import annotations
 
@@ -49,7 +61,7 @@ from .config import ARCHITECTURES, IdleEffect
 from .dists import Distribution, parse_dist
 from .errors import ConfigError, check_keys, read_user_file
 
-__all__ = ["SCHEMA", "Profile", "ModelInfo", "Measurement", "LambdaEntry", "ServerEntry",
+__all__ = ["SCHEMA", "Profile", "ModelInfo", "Measurement", "LambdaEntry", "ServerEntry", "HttpEntry",
            "ThroughputPoint", "load_profile", "profile_from_dict", "parse_idle_effect"]
 
 SCHEMA = "servesim.profile/1"
@@ -145,6 +157,22 @@ class ServerEntry:
 
 
 @dataclass(frozen=True)
+class HttpEntry:
+    """One endpoint measured as a black box (``servesim calibrate http``).
+
+    service_ms: client-side latency of a warm request (ms); start_s: what a cold start after
+    scale to zero adds to a request's latency (s), None when the calibration saw no cold start;
+    fit: goodness of fit per distribution key (``service_ms``, ``start_s``; for a missing
+    ``start_s``, ``{"reason": ...}``), plus ``counts`` and ``cold_detection`` as measured."""
+
+    label: str
+    url: str
+    service_ms: Distribution
+    start_s: Distribution | None
+    fit: Mapping[str, Mapping] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Profile:
     """A validated calibration profile."""
 
@@ -155,6 +183,7 @@ class Profile:
     servers: tuple[ServerEntry, ...] = ()
     lambda_scaling: Mapping[str, LambdaScaling] = field(default_factory=dict)
     """Memory scaling of warm durations per architecture (fitted when several sizes were measured)."""
+    http_entries: tuple[HttpEntry, ...] = ()
 
     def nearest_lambda_entry(self, memory_mb: int, architecture: str) -> LambdaEntry | None:
         """The measured entry of this architecture closest in memory (for interpolation), or None."""
@@ -175,10 +204,18 @@ class Profile:
                 return entry
         return None
 
+    def http_entry(self, label: str) -> HttpEntry | None:
+        """The black-box endpoint measured under this label, or None."""
+        for entry in self.http_entries:
+            if entry.label == label:
+                return entry
+        return None
+
     def describe_entries(self) -> str:
         """The measured configurations, for error messages."""
         parts = [f"lambda {e.memory_mb} MB {e.architecture}" for e in self.lambdas]
         parts += [f"server {e.instance_type} with {e.workers} workers" for e in self.servers]
+        parts += [f"http {e.label} ({e.url})" for e in self.http_entries]
         return "; ".join(parts) if parts else "no entries"
 
 
@@ -316,10 +353,36 @@ def _server_entry(data: Any, source: str | None, key: str, base_dir: Path | None
                        idle=r.idle(fits), fit=fits)
 
 
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _http_entry(data: Any, source: str | None, key: str, base_dir: Path | None) -> HttpEntry:
+    r = _Reader(data, source, key, ("label", "url", "service_ms", "start_s", "counts", "cold_detection"))
+    label = r.text("label")
+    if not _LABEL.match(label):
+        raise ConfigError(source, r.path("label"), "1-64 letters, digits, '.', '_' or '-', starting with a letter "
+                          "or digit", label)
+    url = r.text("url")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(source, r.path("url"), "an http(s) URL", url)
+    fits: dict = {}
+    service = r.dist("service_ms", base_dir, fits)
+    start = r.dist("start_s", base_dir, fits, required=False)
+    for name in ("counts", "cold_detection"):
+        v = r.get(name, False)
+        if v is not None and not isinstance(v, Mapping):
+            raise ConfigError(source, r.path(name), "a mapping", v)
+        if v is not None:
+            fits[name] = dict(v)
+    if start is None and isinstance(fits.get("cold_detection"), Mapping) and "reason" in fits["cold_detection"]:
+        fits.setdefault("start_s", {"reason": fits["cold_detection"]["reason"]})
+    return HttpEntry(label=label, url=url, service_ms=service, start_s=start, fit=fits)
+
+
 def profile_from_dict(data: Any, *, source: str | None = "<profile>", path: Path | None = None,
                       base_dir: Path | None = None) -> Profile:
     """Validate a parsed profile; errors name `source` and the key path (``lambda[0].warm_ms.s``)."""
-    top = _Reader(data, source, "", ("schema", "model", "measured", "lambda", "server", "lambda_scaling"))
+    top = _Reader(data, source, "", ("schema", "model", "measured", "lambda", "server", "http", "lambda_scaling"))
     schema = top.get("schema", True)
     if schema != SCHEMA:
         raise ConfigError(source, "schema", f"'{SCHEMA}' (a servesim calibration profile)", schema)
@@ -343,8 +406,10 @@ def profile_from_dict(data: Any, *, source: str | None = "<profile>", path: Path
                     for i, item in enumerate(_items(top.data.get("lambda"), source, "lambda")))
     servers = tuple(_server_entry(item, source, f"server[{i}]", base_dir)
                     for i, item in enumerate(_items(top.data.get("server"), source, "server")))
-    if not lambdas and not servers:
-        raise ConfigError(source, "lambda", "at least one measured configuration in 'lambda' or 'server'")
+    https = tuple(_http_entry(item, source, f"http[{i}]", base_dir)
+                  for i, item in enumerate(_items(top.data.get("http"), source, "http")))
+    if not lambdas and not servers and not https:
+        raise ConfigError(source, "lambda", "at least one measured configuration in 'lambda', 'server' or 'http'")
     seen: dict = {}
     for i, e in enumerate(lambdas):
         if seen.setdefault((e.memory_mb, e.architecture), i) != i:
@@ -355,9 +420,14 @@ def profile_from_dict(data: Any, *, source: str | None = "<profile>", path: Path
         if seen.setdefault((e.instance_type, e.workers), i) != i:
             raise ConfigError(source, f"server[{i}]", f"one entry per instance_type and workers "
                               f"(server[{seen[(e.instance_type, e.workers)]}] has the same)")
+    seen = {}
+    for i, e in enumerate(https):
+        if seen.setdefault(e.label, i) != i:
+            raise ConfigError(source, f"http[{i}].label", f"one entry per label (http[{seen[e.label]}] has the same)",
+                              e.label)
     scaling = _lambda_scalings(top.data["lambda_scaling"], source) if "lambda_scaling" in top.data else {}
     return Profile(path=path, model=model, measured=measured, lambdas=lambdas, servers=servers,
-                   lambda_scaling=scaling)
+                   lambda_scaling=scaling, http_entries=https)
 
 
 def _lambda_scalings(data: Any, source: str | None) -> dict[str, LambdaScaling]:

@@ -290,4 +290,4 @@ def test_http_target_is_measured_as_a_black_box(tmp_path, tiny_model, host):
     df = read_table(out)
     assert set(df.phase) == {"warm", "load"} and (df.status == "ok").all()
     assert df.server_ms.isna().all() and df.init_ms.isna().all() and (df.target == "http").all()
-    assert summary.cold == {} and len(summary.load[f"url={server.url}/predict"]) == 1
+    assert summary.cold == {} and len(summary.load[f"label=predict,url={server.url}/predict"]) == 1

@@ -306,3 +306,35 @@ def test_example_scenario_runs(tmp_path):
         assert d["requests"] == d["completed"] + d["rejected"] + d["timeouts"]
         assert d["requests"] > 0.95 * 5 * (24 * 3600 - 600)
         assert d["latency_ms"]["p99"] is not None
+
+
+# -- calibrate http: the cold-start options ---------------------------------------------------------
+
+def test_calibrate_help_shows_the_http_cold_start_options():
+    out = CliRunner().invoke(main, ["calibrate", "--help"]).output
+    for needle in ("--idle-s", "--label", "--header", "servesim calibrate http --url"):
+        assert needle in out, needle
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--cold", "3"], "--cold needs --idle-s"),
+    (["--idle-s", "0"], "--idle-s must be > 0"),
+    (["--idle-s", "5", "--label", "has space"], "label 'has space'"),
+    (["--header", "no-colon"], "expected 'Name: value'"),
+])
+def test_calibrate_http_refuses_bad_cold_start_options(tmp_path, args, needle):
+    pytest.importorskip("onnxruntime")
+    body = tmp_path / "body.json"
+    body.write_text("{}")
+    out = tmp_path / "t"
+    result = CliRunner().invoke(main, ["calibrate", "http", "--url", "http://127.0.0.1:9/x", "--body", str(body),
+                                       "--out", str(out), *args])
+    assert result.exit_code == 2 and needle in result.output + (result.stderr or ""), result.output
+    assert not out.exists()
+
+
+def test_http_options_are_refused_for_other_targets(tmp_path):
+    pytest.importorskip("onnxruntime")
+    result = CliRunner().invoke(main, ["calibrate", "local-server", "--model", "x", "--idle-s", "5",
+                                       "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2 and "for the http target only" in result.output + (result.stderr or "")
