@@ -191,16 +191,19 @@ class OpenFaasRps:
     Prometheus evaluates every `eval_interval_s` the function's rate of invocations over the
     last `rate_window_s` (all replicas together). The alert fires once that rate has been above
     `threshold_rps` at every evaluation for `for_s`. While it fires, AlertManager notifies the
-    gateway every `repeat_interval_s` (the first time at once), and each notification adds
+    gateway `group_wait_s` after it started firing and then every `repeat_interval_s`, and each
+    notification adds
     ceil(max_replicas * scale_factor_pct / 100) replicas, capped at max_replicas. When the alert
     resolves (the rate is no longer above the threshold) the function scales back to
-    min_replicas. Defaults: `sim/data/platform-presets.yaml` (`autoscalers.openfaas-rps`).
+    min_replicas. The rate counts the requests the gateway accepts (OpenFaaS counts HTTP 200
+    answers: the same requests, a service time later). Defaults: `sim/data/platform-presets.yaml` (`autoscalers.openfaas-rps`).
     """
 
     threshold_rps: float
     rate_window_s: float
     for_s: float
     eval_interval_s: float
+    group_wait_s: float
     repeat_interval_s: float
     scale_factor_pct: float
 
@@ -261,7 +264,8 @@ class K8sFunctionConfig:
     control_plane_usd_per_hour: float
     """The control plane's fee (resolved by the loader from `control_plane` and the presets file)."""
     min_replicas: int = 1
-    max_replicas: int = 20
+    max_replicas: int = 5
+    """OpenFaaS CE caps every function at 5 replicas (older gateways: 20)."""
     concurrency: int = 1
     node_instance_type: str = "c6i.large"
     pods_per_node: int = 2
@@ -281,8 +285,10 @@ class ContainerPrices:
     billing: instance (alive time, from start to stop), request (time the instance serves at
     least one request), execution (each request's own duration, concurrent ones each billed).
     increment_s: billed time is rounded up to this per instance lifetime (instance), active
-    period (request), or execution (execution); minimum_s: least billed per launch (instance)
-    or execution (execution); memory_increment_gb: memory is rounded up to this (execution).
+    period (request), or execution (execution); minimum_s: least billed per instance lifetime,
+    active period or execution likewise (Fargate: 60 s per task, Azure Flex: 1 s per active
+    period); memory_increment_gb: memory is rounded up to this (execution). Memory is in the
+    unit the preset bills (GiB for Cloud Run and Google Cloud Functions).
     """
 
     preset: str
@@ -306,7 +312,7 @@ class ContainerScaling:
     min_instances is stopped after this long without a request (None: the autoscaler decides).
     """
 
-    metric: str
+    metric: Literal["concurrency", "cpu"]
     kpa: KnativeKpa | None = None
     tracking: AutoscalingConfig | None = None
     idle_timeout_s: float | None = None
@@ -335,3 +341,12 @@ class ContainerServiceConfig:
 
 
 PlatformConfig = Union[LambdaConfig, EC2Config, K8sFunctionConfig, ContainerServiceConfig]
+
+_KINDS = {LambdaConfig: "lambda", EC2Config: "ec2", K8sFunctionConfig: "k8s-function",
+          ContainerServiceConfig: "container-service"}
+
+
+def platform_kind(cfg: PlatformConfig) -> str:
+    """The scenario ``kind`` of a platform configuration (``lambda``, ``ec2``, ``k8s-function``,
+    ``container-service``)."""
+    return _KINDS[type(cfg)]

@@ -14,11 +14,12 @@ from typing import Callable, Iterable
 import numpy as np
 import simpy
 
-from .config import EC2Config, LambdaConfig, PlatformConfig
+from .config import ContainerServiceConfig, EC2Config, K8sFunctionConfig, LambdaConfig, PlatformConfig
 from .metrics import Collector
 from .platforms.base import Chunk, Platform
 from .platforms.ec2 import EC2Model
 from .platforms.lambda_ import LambdaModel
+from .platforms.pods import ContainerServiceModel, K8sFunctionModel
 from .streams import BOOT, RequestStreams, generator
 
 
@@ -28,6 +29,10 @@ def build_model(env: simpy.Environment, cfg: PlatformConfig, seed: int, warmup_s
         return LambdaModel(env, cfg, warmup_s, period_s)
     if isinstance(cfg, EC2Config):
         return EC2Model(env, cfg, warmup_s, period_s, boot_rng=generator(seed, BOOT))
+    if isinstance(cfg, K8sFunctionConfig):
+        return K8sFunctionModel(env, cfg, warmup_s, period_s, boot_rng=generator(seed, BOOT))
+    if isinstance(cfg, ContainerServiceConfig):
+        return ContainerServiceModel(env, cfg, warmup_s, period_s, boot_rng=generator(seed, BOOT))
     raise TypeError(f"unknown platform config {type(cfg).__name__}")
 
 

@@ -28,7 +28,7 @@ def presets():
 
 def test_autoscaler_defaults(presets):
     assert presets.openfaas == OpenFaasRps(threshold_rps=5, rate_window_s=10, for_s=5, eval_interval_s=15,
-                                           repeat_interval_s=30, scale_factor_pct=10)
+                                           group_wait_s=5, repeat_interval_s=30, scale_factor_pct=10)
     assert presets.openfaas_replicas == (1, 5)
     assert presets.knative == KnativeKpa(target=100, target_utilization=0.70, stable_window_s=60,
                                          panic_window_pct=10, panic_threshold_pct=200, max_scale_up_rate=1000,
