@@ -733,13 +733,16 @@ def sweep(scenario, out_dir, executor, address, workers, progress, pricing_path,
     """Run the what-if SWEEP of a scenario (its `sweep:` grid/zip) and report the answer.
 
     Prints the Pareto frontier of cost against p99 and the cheapest configuration meeting the
-    scenario's SLO (per load when the sweep varies trace.rate_rps), the break-even load between
-    the best Lambda and the best EC2 configuration, and how cost, p99 and cold starts move with
-    every other swept number. Plots go to OUT/plots/; --report also writes OUT/report.html.
+    scenario's SLO (per load when the sweep varies trace.rate_rps), the cheapest configuration
+    of each platform kind, the break-even load between the best Lambda and the best EC2
+    configuration (and between every other pair of kinds present), and how cost, p99 and cold
+    starts move with every other swept number. Plots go to OUT/plots/; --report also writes
+    OUT/report.html.
 
     \b
-    Example:
+    Examples:
       servesim sweep scenarios/examples/sweep-tabular-breakeven.yaml --out out/breakeven --report
+      servesim sweep scenarios/examples/sweep-kinds.yaml --out out/kinds --report
     """
     from scenarios.analysis import pareto_frontier
     from scenarios.loader import load_scenario

@@ -1,5 +1,6 @@
-"""Reading a sweep's results table: Pareto frontier, cheapest point meeting an SLO, the Lambda/EC2
-break-even load, and per-parameter sensitivity.
+"""Reading a sweep's results table: Pareto frontier, cheapest point meeting an SLO, the cheapest
+row of each platform kind, the break-even load between two kinds (Lambda and EC2 by default), and
+per-parameter sensitivity.
 
 The table has one row per (point, platform): ``point``, ``param.<path>`` per swept parameter, the
 platform's summary flattened with dots (``platform``, ``kind``, ``requests``, ``rejected``,
@@ -28,6 +29,38 @@ SLO_LATENCY_KEYS = {f"{q}_ms": f"latency_ms.{q}" for q in ("mean", "p50", "p90",
 SLO_REJECTED_KEY = "max_rejected_fraction"
 
 _TIE = "__tie"
+
+#: The platform kinds in the order reports show them (``kind`` column); other kinds follow, sorted.
+KINDS = ("lambda", "ec2", "k8s-function", "container-service")
+#: The pair `break_even` compares unless told otherwise.
+DEFAULT_PAIR = ("lambda", "ec2")
+
+
+def kinds_in(df: pd.DataFrame) -> list[str]:
+    """The kinds of the ok rows of `df`, in `KINDS` order, unknown kinds after them (sorted)."""
+    if "kind" not in df.columns:
+        return []
+    present = set(_ok(df)["kind"].dropna().astype(str))
+    return [k for k in KINDS if k in present] + sorted(present - set(KINDS))
+
+
+def kind_pairs(kinds: list[str]) -> list[tuple[str, str]]:
+    """Every pair of `kinds` for `break_even`, in order: (kinds[i], kinds[j]) for i < j, so with
+    `KINDS` order the default pair (lambda, ec2) comes first when both are there."""
+    return [(a, b) for i, a in enumerate(kinds) for b in kinds[i + 1:]]
+
+
+def cheapest_per_kind(df: pd.DataFrame, cost: str = "cost_usd.total", latency: str = "latency_ms.p99"
+                      ) -> pd.DataFrame:
+    """The cheapest ok row of each kind (ties: lower `latency`, then lower ``point``), one row per
+    kind in `kinds_in` order, the original index kept. Rows with a NaN cost are left out. Costs
+    at different loads do not compete: call it on the rows of one load."""
+    _require(df, cost, "kind")
+    rows = _ok(df)
+    rows = rows[_num(rows, cost).notna()]
+    by = [cost, latency] if latency in rows.columns else [cost]
+    best = [_sorted(rows[rows["kind"] == kind], by).iloc[:1] for kind in kinds_in(rows)]
+    return pd.concat(best) if best else rows.iloc[0:0]
 
 
 def flatten_summary(summary: Mapping, prefix: str = "") -> dict:
@@ -97,14 +130,17 @@ def cheapest_meeting(df: pd.DataFrame, slo: Any, cost: str = "cost_usd.total",
 
 
 def break_even(df: pd.DataFrame, load: str = "param.trace.rate_rps", cost: str = "cost_usd.total",
-               latency: str = "latency_ms.p99") -> dict | None:
-    """The load at which the cheaper of Lambda and EC2 changes, or None if it never does.
+               latency: str = "latency_ms.p99", kinds: tuple[str, str] = DEFAULT_PAIR) -> dict | None:
+    """The load at which the cheaper of two platform kinds changes, or None if it never does.
 
-    At each load value the best Lambda row and the best EC2 row (``kind`` column) are the cheapest
-    ok rows of that kind (ties: lower `latency`, then lower ``point``); loads where only one kind
-    has an ok row are skipped. With d(load) = ec2_cost - lambda_cost over the loads in increasing
-    order, a crossing is where d changes sign (d > 0: Lambda cheaper). Between consecutive loads
-    x0 < x1 with d0, d1 of opposite signs, the crossing is the linear interpolation
+    `kinds` is the pair (a, b) compared, by default ("lambda", "ec2"); any two values of the
+    ``kind`` column will do (``("k8s-function", "container-service")``). What follows says Lambda
+    and EC2 for a and b. At each load value the best Lambda row and the best EC2 row (``kind``
+    column) are the cheapest ok rows of that kind (ties: lower `latency`, then lower ``point``);
+    loads where only one kind has an ok row are skipped. With d(load) = ec2_cost - lambda_cost
+    over the loads in increasing order, a crossing is where d changes sign (d > 0: Lambda
+    cheaper). Between consecutive loads x0 < x1 with d0, d1 of opposite signs, the crossing is
+    the linear interpolation
     x = x0 + (x1 - x0) * d0 / (d0 - d1), linear on the load axis as given (a sweep on a log grid
     is still interpolated linearly in load); an exact tie d = 0 at a load between a sign change is
     the crossing itself (the first such load when several tie in a row). A d that touches 0 and
@@ -116,26 +152,31 @@ def break_even(df: pd.DataFrame, load: str = "param.trace.rate_rps", cost: str =
     just below it (``"lambda"`` or ``"ec2"``); ``between`` is the pair of grid loads (x0, x1)
     bracketing it (equal for an exact tie); ``lambda_point``/``ec2_point`` are the ``point``
     values (or index labels) of the best rows at x0 and at x1; ``crossings`` lists the loads of
-    all crossings in increasing order. None when one kind is cheaper (or tied) at every load, or
-    when fewer than two loads have both kinds.
+    all crossings in increasing order. For another pair the keys are named after its kinds the same
+    way (``"k8s-function_cost"``, ``"container-service_point"``, ...), ``below`` is one of the
+    two, and ``"kinds"`` is the pair (present for the default pair too). None when one kind is
+    cheaper (or tied) at every load, or when fewer than two loads have both kinds.
     """
     _require(df, load, cost, latency, "kind")
+    a_kind, b_kind = kinds
+    if a_kind == b_kind:
+        raise ValueError(f"break_even compares two different kinds, got {kinds!r}")
     rows = _ok(df)
     rows = rows[_num(rows, cost).notna() & _num(rows, load).notna()]
     best = {}
-    for kind in ("lambda", "ec2"):
+    for kind in kinds:
         k = _sorted(rows[rows["kind"] == kind], [cost, latency])
         k = k.assign(**{_TIE: _point(k)})
         k = k.assign(__load=_num(k, load)).drop_duplicates("__load", keep="first").set_index("__load")
         best[kind] = k
-    loads = best["lambda"].index.intersection(best["ec2"].index).sort_values()
+    loads = best[a_kind].index.intersection(best[b_kind].index).sort_values()
     if len(loads) < 2:
         return None
-    lam, ec2 = best["lambda"].loc[loads], best["ec2"].loc[loads]
+    ra, rb = best[a_kind].loc[loads], best[b_kind].loc[loads]
     x = loads.to_numpy(dtype=float)
-    lc, ec = _num(lam, cost).to_numpy(float), _num(ec2, cost).to_numpy(float)
-    ll, el = _num(lam, latency).to_numpy(float), _num(ec2, latency).to_numpy(float)
-    d = ec - lc
+    ac, bc = _num(ra, cost).to_numpy(float), _num(rb, cost).to_numpy(float)
+    al, bl = _num(ra, latency).to_numpy(float), _num(rb, latency).to_numpy(float)
+    d = bc - ac
 
     found = []          # (i0, i1, t): crossing between loads i0 and i1 at fraction t of the gap
     prev = None         # index of the last load with d != 0
@@ -157,17 +198,19 @@ def break_even(df: pd.DataFrame, load: str = "param.trace.rate_rps", cost: str =
     crossings = [at(x, *f) for f in found]
     i0, i1, t = found[0]
     before = i0 - 1 if i0 == i1 else i0            # the last load below the crossing
+    a, b = a_kind, b_kind
     return {
         "load": crossings[0],
-        "lambda_cost": at(lc, i0, i1, t),
-        "ec2_cost": at(ec, i0, i1, t),
-        "lambda_latency_p99": at(ll, i0, i1, t),
-        "ec2_latency_p99": at(el, i0, i1, t),
-        "below": "lambda" if d[before] > 0 else "ec2",
-        "lambda_point": (lam[_TIE].iloc[i0], lam[_TIE].iloc[i1]),
-        "ec2_point": (ec2[_TIE].iloc[i0], ec2[_TIE].iloc[i1]),
+        f"{a}_cost": at(ac, i0, i1, t),
+        f"{b}_cost": at(bc, i0, i1, t),
+        f"{a}_latency_p99": at(al, i0, i1, t),
+        f"{b}_latency_p99": at(bl, i0, i1, t),
+        "below": a if d[before] > 0 else b,
+        f"{a}_point": (ra[_TIE].iloc[i0], ra[_TIE].iloc[i1]),
+        f"{b}_point": (rb[_TIE].iloc[i0], rb[_TIE].iloc[i1]),
         "between": (float(x[i0]), float(x[i1])),
         "crossings": crossings,
+        "kinds": (a, b),
     }
 
 

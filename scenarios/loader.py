@@ -11,11 +11,15 @@ times come from (inline ``service:`` distributions, or a calibration profile). S
     trace: {kind: poisson, rate_rps: 50, duration: 4h}     # required (traces.spec)
     profile: ../profiles/mobilenetv2.json                  # relative to this file
     pricing: my-prices.yaml                                # relative to this file
+    presets: my-presets.yaml    # platform presets (sim.presets), relative to this file; default
+                                # the packaged sim/data/platform-presets.yaml; read only when a
+                                # platform is a k8s-function or a container-service
     platforms: [ ... ]          # required, non-empty, unique names
     sweep: { ... }              # kept as given (a mapping)
 
-Each platform has ``kind: lambda`` or ``kind: ec2`` and the fields of `sim.config.LambdaConfig`
-or `sim.config.EC2Config` (EC2 auto scaling: ``autoscaling: {min, max, target, metric,
+Each platform has ``kind: lambda``, ``ec2``, ``k8s-function`` or ``container-service`` and the
+fields of `sim.config.LambdaConfig`, `EC2Config`, `K8sFunctionConfig` or `ContainerServiceConfig`
+(EC2 auto scaling: ``autoscaling: {min, max, target, metric,
 metric_period_s, scale_out_periods, scale_in_periods, scale_in_ratio, cooldown_s, boot_s,
 initial}``); a Lambda platform may also have ``cold_init_scale``, a factor > 0 on its cold
 start's INIT duration, measured or inline (the what-if "cold starts twice as long"). Omitted
@@ -28,10 +32,80 @@ entry's ``boot_s`` is the default ``autoscaling.boot_s``. The idle effect
 service_ms: inline beside an inline one (none if not given), else the profile entry's. With autoscaling, ``instances`` (or
 ``autoscaling.initial``) is the initial fleet size, by default ``min``.
 
+**k8s-function** (OpenFaaS or Knative on a Kubernetes cluster, `K8sFunctionConfig`)::
+
+    - name: openfaas
+      kind: k8s-function
+      autoscaler: {kind: openfaas-rps, threshold_rps: 5}   # required: openfaas-rps | knative-kpa,
+                                  # with any field of OpenFaasRps / KnativeKpa overriding the presets'
+      min_replicas: 1             # openfaas-rps: presets' openfaas_replicas min (>= 1: OpenFaaS CE
+      max_replicas: 20            #   never scales to zero) and max; knative-kpa: min 0 (scale to
+                                  #   zero; 1 with autoscaler.scale_to_zero: false), max 20
+                                  #   (Knative's own default is unbounded); with `nodes`, the
+                                  #   default max is at most nodes * pods_per_node
+      concurrency: 1              # requests a pod serves at once
+      pod_start_s: 8              # seconds or a distribution in seconds (like EC2's boot_s)
+      node_instance_type: c6i.large
+      pods_per_node: 2
+      nodes: 3                    # optional fixed pool; must hold max_replicas pods
+      control_plane: eks          # a control plane of the presets (eks | none): its hourly fee
+      queue_limit: 10000
+      request_timeout_s: 60
+      service: {service_ms: {dist: ...}}
+      profile_entry: openfaas-gw  # an http entry of the profile (a black-box calibration)
+
+With a knative-kpa autoscaler ``scale_to_zero`` follows ``min_replicas`` (0: scale to zero); an
+explicit ``autoscaler.scale_to_zero`` that contradicts it is an error.
+
+**container-service** (Fargate, Cloud Run, and other clouds' functions through their presets,
+`ContainerServiceConfig`)::
+
+    - name: cloud-run
+      kind: container-service
+      preset: cloud-run           # required: a container preset of the presets file
+      billing: instance           # instance | request | execution; default the preset's, must be
+                                  # one of its billing modes
+      concurrency: 80             # these five default to the preset's `defaults`
+      min_instances: 0
+      max_instances: 100
+      vcpu: 1
+      memory_gb: 2
+      scaling: {metric: concurrency, target: 80, idle_timeout_s: 15m}
+      start_s: {dist: lognorm, s: 0.3, scale: 4}     # the instance start (cold start)
+      queue_limit: 10000
+      request_timeout_s: 300
+      service: {service_ms: {dist: ...}}
+      profile_entry: cloud-run-gw
+
+``scaling.metric`` (default: the preset's ``scaling_metric``):
+
+- ``concurrency``: the Knative autoscaler (the presets' knative-kpa with the preset's
+  ``kpa_overrides``). ``target`` is the number of concurrent requests per instance the
+  autoscaler is built around, from 1 to ``concurrency`` (default: ``concurrency``, the
+  instance's limit, as Knative's target defaults to containerConcurrency); it aims at ``target *
+  target_utilization`` requests in flight per instance, ``target_utilization`` coming from the
+  preset (Cloud Run keeps instances at about 60 % of their concurrency). Any other KPA field
+  (``target_utilization``, ``stable_window_s``, ``panic_window_pct``, ``panic_threshold_pct``,
+  ``max_scale_up_rate``, ``max_scale_down_rate``, ``scale_to_zero_grace_s``, ``tick_s``) may be
+  set; scale to zero when ``min_instances`` is 0.
+- ``cpu``: target tracking on the busy-slot fraction, as EC2's auto scaling (``target`` in
+  (0, 1], required; ``metric_period_s``, ``scale_out_periods``, ``scale_in_periods``,
+  ``scale_in_ratio``, ``cooldown_s`` as there), between min_instances (>= 1: CPU cannot scale
+  from zero) and max_instances, a new instance serving after ``start_s``.
+
+``idle_timeout_s`` (default: the preset's; ``null``: none, the autoscaler alone decides): an idle
+instance above min_instances stops after it.
+
+Service times of both new kinds: an inline ``service: {service_ms}`` wins; else ``profile_entry``
+names an http entry of the profile (`sim.profile.Profile.http_entry`), which gives service_ms
+and the start time (``pod_start_s`` / ``start_s``; an inline one wins); else (k8s-function
+only) service_ms comes from the profile's server entry for ``node_instance_type`` and ``workers
+== concurrency``, and pod_start_s must be given inline.
+
 Every key is checked (an unknown one names its path and the closest valid key), every value is
 type- and range-checked, and a mistake is a `ConfigError` naming the file and the key path.
-Loading has no side effects: it reads the scenario, the profile and the trace file's header,
-and writes nothing.
+Loading has no side effects: it reads the scenario, the profile, the presets and the trace
+file's header, and writes nothing.
 """
 from __future__ import annotations
 
@@ -47,14 +121,21 @@ import yaml
 
 from sim.config import (
     ARCHITECTURES,
+    BILLING_MODES,
+    CONTAINER_SCALING_METRICS,
     LOAD_BALANCERS,
     REUSE_POLICIES,
     SCALING_METRICS,
     AutoscalingConfig,
+    ContainerScaling,
+    ContainerServiceConfig,
     EC2Config,
     EC2Service,
+    K8sFunctionConfig,
     LambdaConfig,
     LambdaService,
+    PlatformConfig,
+    PodService,
 )
 from sim.dists import Constant, Distribution, parse_dist
 from sim.errors import ConfigError, check_keys, read_user_file
@@ -66,10 +147,15 @@ from traces.spec import parse_trace
 
 __all__ = ["Scenario", "load_scenario", "scenario_from_dict", "ENGINES", "PLATFORM_KINDS"]
 
-PLATFORM_KINDS = ("lambda", "ec2")
+PLATFORM_KINDS = ("lambda", "ec2", "k8s-function", "container-service")
+AUTOSCALER_KINDS = ("openfaas-rps", "knative-kpa")
+"""The ``autoscaler.kind`` of a k8s-function: OpenFaaS's requests-per-second alert, Knative's KPA."""
+KNATIVE_MAX_REPLICAS = 20
+"""Default max_replicas of a knative-kpa k8s-function (Knative's own default is unbounded; 20 keeps
+a runaway scale-out finite and matches OpenFaaS's default maximum)."""
 FROM_TRACE = "trace"
 """A service time given as `trace` is the trace's own duration distribution (Azure traces)."""
-_TOP_KEYS = ("name", "seed", "warmup_s", "engine", "trace", "profile", "platforms", "sweep", "pricing")
+_TOP_KEYS = ("name", "seed", "warmup_s", "engine", "trace", "profile", "platforms", "sweep", "pricing", "presets")
 
 
 @dataclass(frozen=True)
@@ -85,13 +171,15 @@ class Scenario:
     engine: str
     """'auto', 'simpy' or 'fast' (see sim.run.resolve_engine)."""
     trace: ArrivalSource
-    platforms: tuple[LambdaConfig | EC2Config, ...]
+    platforms: tuple[PlatformConfig, ...]
     pricing_path: Path | None
     """A user's pricing file (absolute), or None for the shipped prices."""
     sweep: Mapping | None
     """The ``sweep:`` mapping as given (checked only to be a mapping)."""
     raw: Mapping
     """The parsed YAML, to save the resolved configuration next to the results."""
+    presets_path: Path | None = None
+    """A user's platform presets file (absolute), or None for the packaged presets."""
 
 
 # -- YAML ------------------------------------------------------------------------------------------
@@ -447,10 +535,269 @@ def _ec2(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef) -> EC2Config:
     return EC2Config(**kw)
 
 
-def _platforms(v: Any, ctx: _Ctx, profile: _ProfileRef) -> tuple[LambdaConfig | EC2Config, ...]:
+# -- k8s-function and container-service --------------------------------------------------------
+
+class _PresetsRef:
+    """The platform presets (`sim.presets`), read at the first platform that needs them."""
+
+    def __init__(self, data: Mapping, ctx: _Ctx):
+        self.path: Path | None = None
+        if "presets" in data:
+            self.path = ctx.resolve(data["presets"], "presets", "a platform presets file (YAML)")
+        self._ctx = ctx
+        self._presets = None
+
+    def get(self):
+        if self._presets is None:
+            from sim.presets import load_presets
+
+            try:
+                self._presets = load_presets(self.path)
+            except ValueError as exc:  # a ConfigError is not a ValueError: it passes through as it is
+                raise ConfigError(self._ctx.source, "presets", f"a valid platform presets file ({exc})") from None
+        return self._presets
+
+
+_OPENFAAS: dict[str, _Parse] = {
+    "threshold_rps": _number(0, strict=True),
+    "rate_window_s": _duration(strict=True),
+    "for_s": _duration(),
+    "eval_interval_s": _duration(strict=True),
+    "group_wait_s": _duration(),
+    "repeat_interval_s": _duration(strict=True),
+    "scale_factor_pct": _number(0, hi=100),
+}
+# Knative's own bounds (config-autoscaler validation).
+_KPA_TUNING: dict[str, _Parse] = {
+    "target_utilization": _number(0, strict=True, hi=1),
+    "stable_window_s": _duration(6, 3600),
+    "panic_window_pct": _number(1, hi=100),
+    "panic_threshold_pct": _number(110, hi=1000),
+    "max_scale_up_rate": _number(1, strict=True),
+    "max_scale_down_rate": _number(1, strict=True),
+    "scale_to_zero_grace_s": _duration(),
+    "tick_s": _duration(strict=True),
+}
+_KPA: dict[str, _Parse] = {"target": _number(0, strict=True), **_KPA_TUNING, "scale_to_zero": _bool}
+
+_K8S: dict[str, _Parse] = {
+    "min_replicas": _int(0),
+    "max_replicas": _int(1),
+    "concurrency": _int(1),
+    "pod_start_s": _dist_s,
+    "node_instance_type": _text,
+    "pods_per_node": _int(1),
+    "nodes": _int(1),
+    "control_plane": _text,
+    "queue_limit": _int(0),
+    "request_timeout_s": _duration(strict=True),
+}
+
+_CONTAINER: dict[str, _Parse] = {
+    "concurrency": _int(1),
+    "min_instances": _int(0),
+    "max_instances": _int(1),
+    "vcpu": _number(0, strict=True),
+    "memory_gb": _number(0, strict=True),
+    "start_s": _dist_s,
+    "queue_limit": _int(0),
+    "request_timeout_s": _duration(strict=True),
+}
+_PRESET_DEFAULTS = ("concurrency", "min_instances", "max_instances", "vcpu", "memory_gb")
+_TRACKING = {k: _AUTOSCALING[k] for k in ("metric_period_s", "scale_out_periods", "scale_in_periods",
+                                          "scale_in_ratio", "cooldown_s")}
+_SCALING_KEYS = ("metric", "target", "idle_timeout_s", *_TRACKING, *_KPA_TUNING)
+
+
+def _pod_times(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef, name: str, start_key: str,
+               start: Distribution | None, server: tuple[str, int] | None) -> tuple[Distribution, Distribution]:
+    """(service_ms, start time) of a pod or container instance: inline ``service.service_ms`` and
+    `start` (the parsed inline ``start_key``, or None) win; else the profile's http entry named by
+    ``profile_entry``; else (`server`: (instance_type, workers)) service_ms from the profile's
+    server entry, the start inline."""
+    inline: Mapping = {}
+    if "service" in p:
+        inline = _mapping(p["service"], ctx, f"{key}.service", "{service_ms: {dist: ...}}")
+        check_keys(inline, ("service_ms",), source=ctx.source, key=f"{key}.service")
+    service = _dist(inline["service_ms"], ctx, f"{key}.service.service_ms") if "service_ms" in inline else None
+    prof = profile.profile
+    no_start = "(or a profile_entry naming an http entry of the profile that has start_s)"
+    if "profile_entry" in p:
+        label = _text(p["profile_entry"], ctx, f"{key}.profile_entry")
+        if prof is None:
+            raise ConfigError(ctx.source, f"{key}.profile_entry", f"a top-level 'profile:' holding the http entry "
+                              f"{label!r} (the scenario has no profile)")
+        entry = prof.http_entry(label)
+        if entry is None:
+            raise ConfigError(ctx.source, f"{key}.profile_entry", f"the label of an http entry of the profile "
+                              f"{prof.path} (it has: {prof.describe_entries()})", label)
+        service = service if service is not None else entry.service_ms
+        start = start if start is not None else entry.start_s
+        no_start = f"(the profile's http entry {label!r} has no start_s)"
+    elif service is None:
+        itype, workers = server if server is not None else (None, None)
+        found = prof.server_entry(itype, workers) if prof is not None and server is not None else None
+        if found is None:
+            where = (f" or a server entry of the profile for instance_type={itype}, workers={workers} (the pod's "
+                     "concurrency)" if server is not None else "")
+            has = ("the scenario has no profile" if prof is None
+                   else f"the profile {prof.path} has: {prof.describe_entries()}")
+            raise ConfigError(ctx.source, f"{key}.service", f"service times for platform '{name}': an inline "
+                              f"service: {{service_ms: {{dist: ...}}}}, a profile_entry: <label> naming an http "
+                              f"entry of the profile,{where} ({has})")
+        service = found.service_ms
+        no_start = ("(service_ms comes from the profile's server entry, which has no pod start; or a "
+                    "profile_entry naming an http entry of the profile that has start_s)")
+    if start is None:
+        raise ConfigError(ctx.source, f"{key}.{start_key}", f"a start time in seconds (a duration or a distribution) "
+                          f"for platform '{name}': this key is required {no_start}")
+    return service, start
+
+
+def _k8s_autoscaler(p: Mapping, ctx: _Ctx, key: str) -> tuple[str, dict[str, Any]]:
+    """(autoscaler kind, the fields it sets) of a k8s-function's ``autoscaler:`` block."""
+    akey = f"{key}.autoscaler"
+    if "autoscaler" not in p:
+        raise ConfigError(ctx.source, akey, "a mapping {kind: openfaas-rps} or {kind: knative-kpa} with any setting "
+                          "of that autoscaler (this key is required: it says whether OpenFaaS or Knative scales the "
+                          "pods)")
+    a = _mapping(p["autoscaler"], ctx, akey, "{kind: openfaas-rps, threshold_rps: 5}")
+    kind = a.get("kind")
+    if not isinstance(kind, str) or kind not in AUTOSCALER_KINDS:
+        raise ConfigError(ctx.source, f"{akey}.kind", f"one of {', '.join(AUTOSCALER_KINDS)}",
+                          *((kind,) if "kind" in a else ()))
+    parsers = _OPENFAAS if kind == "openfaas-rps" else _KPA
+    check_keys(a, ("kind", *parsers), source=ctx.source, key=akey)
+    return kind, _read(a, parsers, ctx, akey)
+
+
+def _k8s_function(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef, presets_ref: _PresetsRef
+                  ) -> K8sFunctionConfig:
+    check_keys(p, ("name", "kind", "autoscaler", *_K8S, "service", "profile_entry"), source=ctx.source, key=key)
+    name = _name(p, ctx, key)
+    presets = presets_ref.get()
+    given = _read(p, _K8S, ctx, key)
+    kw = {**_defaults(K8sFunctionConfig), **given}
+    akind, over = _k8s_autoscaler(p, ctx, key)
+    akey = f"{key}.autoscaler"
+
+    # Replicas: the autoscaler's defaults, then the checks that tie them together.
+    if akind == "openfaas-rps":
+        lo, hi = presets.openfaas_replicas
+    else:
+        zero = over.get("scale_to_zero", presets.knative.scale_to_zero)
+        lo, hi = (0 if zero else 1), KNATIVE_MAX_REPLICAS
+    if kw["nodes"] is not None:
+        hi = min(hi, kw["nodes"] * kw["pods_per_node"])
+    lo, hi = given.get("min_replicas", lo), given.get("max_replicas", hi)
+    if akind == "openfaas-rps" and lo < 1:
+        raise ConfigError(ctx.source, f"{key}.min_replicas", "at least 1 with autoscaler openfaas-rps: OpenFaaS CE "
+                          "never scales a function to zero (use autoscaler kind knative-kpa for scale to zero)", lo)
+    if hi < lo:
+        if "max_replicas" in given:
+            raise ConfigError(ctx.source, f"{key}.max_replicas", f"at least min_replicas ({lo})", hi)
+        raise ConfigError(ctx.source, f"{key}.min_replicas", f"at most max_replicas ({hi}: its default, or set it)", lo)
+    if kw["nodes"] is not None and kw["nodes"] * kw["pods_per_node"] < hi:
+        need = -(-hi // kw["pods_per_node"])
+        raise ConfigError(ctx.source, f"{key}.nodes", f"at least {need} nodes: nodes * pods_per_node "
+                          f"({kw['pods_per_node']}) must hold max_replicas ({hi}) pods", kw["nodes"])
+    if akind == "knative-kpa":
+        if "scale_to_zero" in over and over["scale_to_zero"] != (lo == 0):
+            raise ConfigError(ctx.source, f"{akey}.scale_to_zero",
+                              f"{str(lo == 0).lower()}, as min_replicas is {lo} (scale to zero is min_replicas 0)",
+                              over["scale_to_zero"])
+        autoscaler = dataclasses.replace(presets.knative, **{**over, "scale_to_zero": lo == 0})
+    else:
+        autoscaler = dataclasses.replace(presets.openfaas, **over)
+
+    plane = kw["control_plane"]
+    if plane not in presets.control_planes:
+        raise ConfigError(ctx.source, f"{key}.control_plane", f"a control plane of the presets file {presets.file}: "
+                          f"one of {', '.join(presets.control_planes)}", plane)
+    service_ms, start = _pod_times(p, ctx, key, profile, name, "pod_start_s", given.get("pod_start_s"),
+                                   (kw["node_instance_type"], kw["concurrency"]))
+    kw.update(name=name, service=PodService(service_ms), pod_start_s=start, autoscaler=autoscaler,
+              min_replicas=lo, max_replicas=hi, control_plane_usd_per_hour=presets.control_plane_usd_per_hour(plane))
+    return K8sFunctionConfig(**kw)
+
+
+def _container_scaling(p: Mapping, ctx: _Ctx, key: str, presets, preset, kw: dict, given: dict) -> ContainerScaling:
+    skey = f"{key}.scaling"
+    s = _mapping(p.get("scaling", {}), ctx, skey, "{metric: concurrency, target: 80}")
+    check_keys(s, _SCALING_KEYS, source=ctx.source, key=skey)
+    metric = _choice(CONTAINER_SCALING_METRICS)(s.get("metric", preset.defaults.get("scaling_metric", "concurrency")),
+                                                ctx, f"{skey}.metric")
+    own = _KPA_TUNING if metric == "concurrency" else _TRACKING
+    for k in s:
+        if k in (*_TRACKING, *_KPA_TUNING) and k not in own:
+            other = "cpu" if metric == "concurrency" else "concurrency"
+            raise ConfigError(ctx.source, f"{skey}.{k}", f"a key of scaling metric {metric} ({k} is a setting of "
+                              f"metric {other}; this platform scales on {metric})")
+    idle = preset.defaults.get("idle_timeout_s")
+    if "idle_timeout_s" in s:
+        idle = None if s["idle_timeout_s"] is None else _duration()(s["idle_timeout_s"], ctx, f"{skey}.idle_timeout_s")
+    lo, hi, concurrency = kw["min_instances"], kw["max_instances"], kw["concurrency"]
+    if metric == "concurrency":
+        target = float(concurrency)
+        if "target" in s:
+            target = _number(1, hi=concurrency)(s["target"], ctx, f"{skey}.target")
+        tuning = _read(s, _KPA_TUNING, ctx, skey)
+        kpa = dataclasses.replace(presets.knative, **{**dict(preset.kpa_overrides), **tuning, "target": target,
+                                                      "scale_to_zero": lo == 0})
+        return ContainerScaling(metric=metric, kpa=kpa, idle_timeout_s=idle)
+    if lo < 1:
+        where = "min_instances" if "min_instances" in given else "scaling.metric"
+        raise ConfigError(ctx.source, f"{key}.{where}", f"min_instances >= 1 with scaling metric cpu (target tracking "
+                          f"on CPU cannot scale from zero: no instance, no CPU to measure; preset {preset.name} "
+                          f"defaults to min_instances {preset.defaults.get('min_instances')}); or metric concurrency",
+                          given.get("min_instances", metric))
+    if "target" not in s:
+        raise ConfigError(ctx.source, f"{skey}.target", "a busy-slot fraction in (0, 1] (required with metric cpu)")
+    target = _number(0, strict=True, hi=1)(s["target"], ctx, f"{skey}.target")
+    tracking = AutoscalingConfig(min_instances=lo, max_instances=hi, target=target, boot_s=kw["start_s"],
+                                 metric="cpu", initial_instances=lo, **_read(s, _TRACKING, ctx, skey))
+    return ContainerScaling(metric=metric, tracking=tracking, idle_timeout_s=idle)
+
+
+def _container_service(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef, presets_ref: _PresetsRef
+                       ) -> ContainerServiceConfig:
+    check_keys(p, ("name", "kind", "preset", "billing", *_CONTAINER, "scaling", "service", "profile_entry"),
+               source=ctx.source, key=key)
+    name = _name(p, ctx, key)
+    presets = presets_ref.get()
+    known = ", ".join(presets.containers)
+    if "preset" not in p:
+        raise ConfigError(ctx.source, f"{key}.preset", f"a container preset (this key is required): one of {known}")
+    if not isinstance(p["preset"], str) or p["preset"] not in presets.containers:
+        raise ConfigError(ctx.source, f"{key}.preset", f"a container preset of the presets file {presets.file}: "
+                          f"one of {known}", p["preset"])
+    preset = presets.container(p["preset"])
+    billing = preset.default_billing
+    if "billing" in p:
+        billing = _choice(BILLING_MODES)(p["billing"], ctx, f"{key}.billing")
+        if billing not in preset.billing_modes:
+            raise ConfigError(ctx.source, f"{key}.billing", f"a billing mode of preset {preset.name}: one of "
+                              f"{', '.join(preset.billing_modes)}", billing)
+    given = _read(p, _CONTAINER, ctx, key)
+    kw = {**_defaults(ContainerServiceConfig),
+          **{k: preset.defaults[k] for k in _PRESET_DEFAULTS if preset.defaults.get(k) is not None}, **given}
+    lo, hi = kw["min_instances"], kw["max_instances"]
+    if hi < lo:
+        if "max_instances" in given:
+            raise ConfigError(ctx.source, f"{key}.max_instances", f"at least min_instances ({lo})", hi)
+        raise ConfigError(ctx.source, f"{key}.min_instances", f"at most max_instances ({hi}: preset {preset.name}'s "
+                          "default, or set it)", lo)
+    service_ms, kw["start_s"] = _pod_times(p, ctx, key, profile, name, "start_s", given.get("start_s"), None)
+    scaling = _container_scaling(p, ctx, key, presets, preset, kw, given)
+    kw.update(name=name, service=PodService(service_ms), prices=preset.prices(billing), scaling=scaling)
+    return ContainerServiceConfig(**kw)
+
+
+def _platforms(v: Any, ctx: _Ctx, profile: _ProfileRef, presets: _PresetsRef) -> tuple[PlatformConfig, ...]:
     if not isinstance(v, list) or not v:
-        raise ConfigError(ctx.source, "platforms", "a non-empty list of platforms (each with kind: lambda or ec2)", v)
-    out: list[LambdaConfig | EC2Config] = []
+        raise ConfigError(ctx.source, "platforms", "a non-empty list of platforms (each with kind: "
+                          f"{', '.join(PLATFORM_KINDS)})", v)
+    out: list[PlatformConfig] = []
     names: dict[str, int] = {}
     for i, p in enumerate(v):
         key = f"platforms[{i}]"
@@ -459,7 +806,14 @@ def _platforms(v: Any, ctx: _Ctx, profile: _ProfileRef) -> tuple[LambdaConfig | 
         if not isinstance(kind, str) or kind not in PLATFORM_KINDS:
             raise ConfigError(ctx.source, f"{key}.kind", f"one of {', '.join(PLATFORM_KINDS)}",
                               *((kind,) if "kind" in p else ()))
-        config = _lambda(p, ctx, key, profile) if kind == "lambda" else _ec2(p, ctx, key, profile)
+        if kind == "lambda":
+            config = _lambda(p, ctx, key, profile)
+        elif kind == "ec2":
+            config = _ec2(p, ctx, key, profile)
+        elif kind == "k8s-function":
+            config = _k8s_function(p, ctx, key, profile, presets)
+        else:
+            config = _container_service(p, ctx, key, profile, presets)
         if config.name in names:
             raise ConfigError(ctx.source, f"{key}.name",
                               f"a unique platform name (platforms[{names[config.name]}] is also called that)",
@@ -489,7 +843,8 @@ def _build(data: Any, source: str | None, base_dir: Path, path: Path | None) -> 
                           data.get("warmup_s"))
     ctx = dataclasses.replace(ctx, trace=trace)
     profile = _ProfileRef(data, ctx)
-    platforms = _platforms(data["platforms"], ctx, profile)
+    presets = _PresetsRef(data, ctx)
+    platforms = _platforms(data["platforms"], ctx, profile, presets)
     if engine == "fast":
         from sim import engine_fast
 
@@ -504,7 +859,8 @@ def _build(data: Any, source: str | None, base_dir: Path, path: Path | None) -> 
     if sweep is not None:
         sweep = _mapping(sweep, ctx, "sweep", "{lambda-2g.memory_mb: [1024, 2048]}")
     return Scenario(name=name, path=path, seed=seed, warmup_s=warmup_s, engine=engine, trace=trace,
-                    platforms=platforms, pricing_path=pricing, sweep=sweep, raw=copy.deepcopy(dict(data)))
+                    platforms=platforms, pricing_path=pricing, sweep=sweep, raw=copy.deepcopy(dict(data)),
+                    presets_path=presets.path)
 
 
 def scenario_from_dict(data: Mapping, *, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:

@@ -1,6 +1,9 @@
 """Presenting results: the comparison table, and plots (latency CDF overlay, instances over time).
 
-Reports read finished results only; nothing here simulates.
+Every platform kind (lambda, ec2, k8s-function, container-service) reads the same Result keys, so
+all of them sit side by side in one table and one plot; "instances" are Lambda environments, EC2
+instances, pods, or container instances. Reports read finished results only; nothing here
+simulates.
 """
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ def _usd(v) -> str:
 
 
 def comparison_table(results: Sequence[PlatformResult], title: str | None = None) -> Table:
-    """One row per platform: requests, rejected, cold starts, p50/p95/p99, instances, cost."""
+    """One row per platform, whatever its kind: requests, rejected, cold starts, p50/p95/p99,
+    instances (mean), cost."""
     t = Table(title=title, title_justify="left")
     for col, just in (("platform", "left"), ("kind", "left"), ("requests", "right"), ("rejected", "right"),
                       ("timeouts", "right"), ("cold starts", "right"), ("p50 ms", "right"), ("p95 ms", "right"),
@@ -75,7 +79,8 @@ def plot_latency_cdf(results: Sequence[PlatformResult], path: str | Path, title:
 
 
 def plot_instances(results: Sequence[PlatformResult], path: str | Path, title: str = "") -> Path:
-    """Time-averaged instances (Lambda environments, EC2 instances) per minute, and per-minute p99."""
+    """Time-averaged instances (Lambda environments, EC2 instances, pods, container instances) per
+    minute, and per-minute p99."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -76,6 +76,7 @@ def _platform_dict(cfg) -> dict:
     """A platform config as plain data, distributions as their specs."""
     import dataclasses
 
+    from sim.config import platform_kind
     from sim.dists import Distribution
 
     def conv(v):
@@ -85,4 +86,4 @@ def _platform_dict(cfg) -> dict:
             return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
         return v
 
-    return {"kind": "lambda" if hasattr(cfg, "memory_mb") else "ec2", **conv(cfg)}
+    return {"kind": platform_kind(cfg), **conv(cfg)}

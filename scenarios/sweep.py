@@ -11,9 +11,11 @@
         ec2.instance_type: [c6i.large, c6i.large, c6i.xlarge]
       slo: {p99_ms: 300}          # optional: p50_ms, p95_ms, p99_ms, p999_ms, max_rejected_fraction
 
-Parameter paths (dots go into nested mappings, e.g. ``ec2.autoscaling.max``, ``trace.scale``):
+Parameter paths (dots go into nested mappings, e.g. ``ec2.autoscaling.max``, ``trace.scale``,
+``k8s-function.autoscaler.threshold_rps``, ``container-service.scaling.target``):
 
-- ``lambda.<key>`` / ``ec2.<key>``: every platform of that kind (at least one must exist);
+- ``lambda.<key>``, ``ec2.<key>``, ``k8s-function.<key>``, ``container-service.<key>``: every
+  platform of that kind (at least one must exist);
 - ``platforms.<name>.<key>``: the one platform with that name;
 - ``trace.<key>``: the trace mapping;
 - ``seed``, ``warmup_s``: the top-level keys.
@@ -55,7 +57,10 @@ __all__ = ["SLO", "SweepPoint", "SweepSpec", "parse_sweep", "apply_point", "poin
 
 _SWEEP_KEYS = ("grid", "zip", "slo")
 _TOP_PATHS = ("seed", "warmup_s")
-_PATH_HELP = "lambda.<key>, ec2.<key>, platforms.<name>.<key>, trace.<key>, seed or warmup_s"
+_PATH_HELP = ("lambda.<key>, ec2.<key>, k8s-function.<key>, container-service.<key>, platforms.<name>.<key>, "
+              "trace.<key>, seed or warmup_s")
+_KEY_EXAMPLE = {"lambda": "memory_mb", "ec2": "instances", "k8s-function": "max_replicas",
+                "container-service": "concurrency"}
 _FIXED_PLATFORM_KEYS = ("name", "kind")
 
 
@@ -176,7 +181,8 @@ def _locations(raw: Mapping, path: Any, *, source: str, key: str) -> list[_Locat
     if head in PLATFORM_KINDS:
         keys = rest
         if not keys:
-            raise ConfigError(source, key, f"a platform key after '{head}.' (e.g. {head}.memory_mb)")
+            example = f"{head}.{_KEY_EXAMPLE.get(head, '<key>')}"
+            raise ConfigError(source, key, f"a platform key after '{head}.' (e.g. {example})")
         idx = [i for i, p in enumerate(platforms) if isinstance(p, Mapping) and p.get("kind") == head]
         if not idx:
             raise ConfigError(source, key, f"a path that matches a platform: the scenario has no platform of "

@@ -3,8 +3,10 @@
 `sweep_plots(out_dir)` reads the sweep's table (``points/``) and the points' extras (latency
 histograms, per-minute series) and writes PNGs into ``out_dir/plots/``:
 
-- ``cost_vs_load.png``: total cost against the swept load per platform (thin), the best Lambda and
-  the best EC2 row per load (thick), the break-even load marked; only when the load was swept
+- ``cost_vs_load.png``: total cost against the swept load per platform (thin), the best row of
+  each platform kind per load (thick: Lambda, EC2, k8s function, container service, as present),
+  the break-even load of one pair of kinds marked (`pair`: by default Lambda and EC2 when both
+  are there, else the two kinds of a sweep that has exactly two); only when the load was swept
   over at least two values;
 - ``p99_vs_cost.png`` (at the highest load when the load was swept: costs at different loads do not
   compete): every ok row (colour by kind), the Pareto frontier as a step line, the SLO's
@@ -33,8 +35,10 @@ import numpy as np
 import pandas as pd
 
 from sim.atomic import write_text
+from sim.config import ContainerServiceConfig, K8sFunctionConfig
 
-from .analysis import break_even, cheapest_meeting, pareto_frontier, sensitivity_summary
+from .analysis import (DEFAULT_PAIR, break_even, cheapest_meeting, cheapest_per_kind, kind_pairs, kinds_in,
+                       pareto_frontier, sensitivity_summary)
 from .loader import Scenario
 from .report import _save
 from .sweeprun import point_extras_file, read_point_extras, read_points
@@ -42,17 +46,22 @@ from .sweeprun import point_extras_file, read_point_extras, read_points
 __all__ = ["answers", "figure_html", "html_page", "sweep_plots", "write_report"]
 
 COST, P99, LOAD = "cost_usd.total", "latency_ms.p99", "param.trace.rate_rps"
-_KIND_COLOURS = {"lambda": "tab:orange", "ec2": "tab:blue"}
+_KIND_COLOURS = {"lambda": "tab:orange", "ec2": "tab:blue", "k8s-function": "tab:green",
+                 "container-service": "tab:purple"}
+_KIND_LABELS = {"lambda": "Lambda", "ec2": "EC2", "k8s-function": "k8s function",
+                "container-service": "container service"}
 _QS = np.concatenate([np.linspace(0, 0.99, 400), 1 - np.logspace(-2, -4, 100)])
 
 
 def sweep_plots(out_dir: str | Path, table: pd.DataFrame | None = None, *, load: str = LOAD,
-                slo: Any = None, instances_point: int | None = None) -> list[Path]:
+                slo: Any = None, instances_point: int | None = None,
+                pair: tuple[str, str] | None = None) -> list[Path]:
     """Write the sweep's plots into ``out_dir/plots/`` (see the module docstring); their paths.
 
     `table` defaults to the finished points in `out_dir`; `slo` (a `scenarios.sweep.SLO` or a
     dict of bounds, see `cheapest_meeting`) draws the p99 bound and picks the instances point;
-    `instances_point` (a ``point`` index) overrides that choice. No ok row: no plot."""
+    `instances_point` (a ``point`` index) overrides that choice; `pair` (two kinds) is the
+    break-even marked on the cost plot (see the module docstring). No ok row: no plot."""
     out = Path(out_dir)
     table = read_points(out) if table is None else table
     ok = _ok_rows(table)
@@ -67,7 +76,7 @@ def sweep_plots(out_dir: str | Path, table: pd.DataFrame | None = None, *, load:
     extras = _Extras(out)
     paths = []
     if load in ok.columns and pd.to_numeric(ok[load], errors="coerce").nunique() >= 2:
-        paths.append(_cost_vs_load(ok, load, plots_dir / "cost_vs_load.png"))
+        paths.append(_cost_vs_load(ok, load, plots_dir / "cost_vs_load.png", pair))
     paths.append(_p99_vs_cost(at_load, frontier, slo, plots_dir / "p99_vs_cost.png"))
     cdf = _latency_cdf(frontier, extras, plots_dir / "latency_cdf.png")
     if cdf is not None:
@@ -133,7 +142,21 @@ def _agg():
     matplotlib.use("Agg")
 
 
-def _cost_vs_load(ok: pd.DataFrame, load: str, path: Path) -> Path:
+def _plotted_pair(ok: pd.DataFrame, pair: tuple[str, str] | None) -> tuple[str, str] | None:
+    """The pair of kinds whose break-even the cost plot marks (see the module docstring)."""
+    if pair is not None:
+        return tuple(pair)
+    kinds = kinds_in(ok)
+    if set(DEFAULT_PAIR) <= set(kinds):
+        return DEFAULT_PAIR
+    return tuple(kinds) if len(kinds) == 2 else None
+
+
+def _kind_label(kind: str) -> str:
+    return _KIND_LABELS.get(kind, str(kind))
+
+
+def _cost_vs_load(ok: pd.DataFrame, load: str, path: Path, pair: tuple[str, str] | None = None) -> Path:
     import matplotlib.pyplot as plt
 
     rows = ok.assign(__x=_num(ok, load), __c=_num(ok, COST)).dropna(subset=["__x", "__c"])
@@ -143,15 +166,18 @@ def _cost_vs_load(ok: pd.DataFrame, load: str, path: Path) -> Path:
         g = g.sort_values("__x")
         ax.plot(g["__x"], g["__c"], lw=0.7, alpha=0.45, marker=".", ms=3,
                 color=_KIND_COLOURS.get(g["kind"].iloc[0], "grey"))
-    for kind, label in (("lambda", "best Lambda"), ("ec2", "best EC2")):
+    for kind in kinds_in(rows):
         best = rows[rows["kind"] == kind].groupby("__x")["__c"].min()
         if not best.empty:
-            ax.plot(best.index, best.to_numpy(), lw=2.6, color=_KIND_COLOURS[kind], label=label)
-    if {"kind", P99} <= set(ok.columns):
-        be = break_even(ok, load=load)
+            ax.plot(best.index, best.to_numpy(), lw=2.6, color=_KIND_COLOURS.get(kind, "grey"),
+                    label=f"best {_kind_label(kind)}")
+    pair = _plotted_pair(ok, pair) if "kind" in ok.columns else None
+    if pair is not None and P99 in ok.columns:
+        be = break_even(ok, load=load, kinds=pair)
         if be is not None:
+            note = "" if pair == DEFAULT_PAIR else f" ({_kind_label(pair[0])} / {_kind_label(pair[1])})"
             ax.axvline(be["load"], color="black", ls="--", lw=1)
-            ax.annotate(f" break-even {be['load']:.3g}", (be["load"], 0.95), xycoords=("data", "axes fraction"),
+            ax.annotate(f" break-even {be['load']:.3g}{note}", (be["load"], 0.95), xycoords=("data", "axes fraction"),
                         fontsize=8, va="top")
     _log_if_wide(ax, "x", rows["__x"])
     _log_if_wide(ax, "y", rows["__c"])
@@ -167,7 +193,8 @@ def _p99_vs_cost(ok: pd.DataFrame, frontier: pd.DataFrame, slo: Any, path: Path)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for kind, g in ok.groupby("kind", sort=True) if "kind" in ok.columns else [("rows", ok)]:
+    groups = [(kind, ok[ok["kind"] == kind]) for kind in kinds_in(ok)] if "kind" in ok.columns else [("rows", ok)]
+    for kind, g in groups:
         ax.scatter(_num(g, COST), _num(g, P99), s=18, label=str(kind), color=_KIND_COLOURS.get(kind), alpha=0.8)
     if not frontier.empty:
         ax.plot(_num(frontier, COST), _num(frontier, P99), drawstyle="steps-post", color="black", lw=1.2,
@@ -308,11 +335,15 @@ def _summary(table: pd.DataFrame, spec) -> str:
     return _dl(answers(table, spec))
 
 
-def answers(table: pd.DataFrame, spec, load: str = LOAD) -> list[tuple[str, str]]:
+def answers(table: pd.DataFrame, spec, load: str = LOAD,
+            pairs: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     """The sweep's answer as (heading, text) pairs, for the command's output and the report:
-    points and failures, the cheapest configuration meeting the SLO (per load when the load is
-    swept: costs at different loads do not compete), the break-even load, and the sensitivity of
-    cost, p99 and cold starts to every other swept number (at the highest load)."""
+    points and failures, the cheapest configuration meeting the SLO and the cheapest of each
+    platform kind (per load when the load is swept: costs at different loads do not compete;
+    the latter only with two kinds or more), the break-even load of each pair of kinds in
+    `pairs` (default: every pair of the kinds present, Lambda and EC2 first, headed "break-even
+    load" as before; the others "break-even load <a> vs <b>"), and the sensitivity of cost, p99
+    and cold starts to every other swept number (at the highest load)."""
     ok = _ok_rows(table)
     failed = table[table["status"] == "error"] if "status" in table.columns else table.iloc[0:0]
     runs = sum(len(p.runs) for p in spec.points if p.runs is not None)
@@ -330,13 +361,49 @@ def answers(table: pd.DataFrame, spec, load: str = LOAD) -> list[tuple[str, str]
             at = "" if value is None else f" at {value:g} req/s"
             items.append((f"cheapest meeting the SLO ({slo}){at}", "none" if best is None else
                           f"{_label(best)}: cost {best[COST]:.4g} USD, p99 {best[P99]:.4g} ms"))
+    items.extend(_per_kind_items(ok, load))
     if load in ok.columns:
-        be = break_even(ok, load=load)
-        items.append(("break-even load", "none in the swept range (one kind is cheaper everywhere)" if be is None else
-                      f"{be['load']:.4g} req/s (cheaper below: {be['below']}; p99 there: Lambda "
-                      f"{be['lambda_latency_p99']:.4g} ms, EC2 {be['ec2_latency_p99']:.4g} ms)"))
+        items.extend(_break_even_items(ok, load, pairs))
     items.extend(_sensitivity_items(_at_top_load(ok, load), load))
     return items
+
+
+def _per_kind_items(ok: pd.DataFrame, load: str) -> list[tuple[str, str]]:
+    """The cheapest row of each kind, per load when the load is swept; nothing with one kind."""
+    if "kind" not in ok.columns or len(kinds_in(ok)) < 2:
+        return []
+    items = []
+    for value, group in list(ok.groupby(load, sort=True)) if load in ok.columns else [(None, ok)]:
+        best = cheapest_per_kind(group)
+        at = "" if value is None else f" at {value:g} req/s"
+        items.append((f"cheapest of each kind{at}", "; ".join(
+            f"{row['kind']}: {row['platform']} cost {row[COST]:.4g} USD, p99 {_fmt(row.get(P99), '{:.4g}')} ms"
+            for _, row in best.iterrows())))
+    return items
+
+
+def _break_even_items(ok: pd.DataFrame, load: str, pairs: list[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    kinds = kinds_in(ok)
+    if pairs is None:
+        pairs = kind_pairs(kinds)
+        if not pairs:
+            return [("break-even load", "not defined: the sweep has one platform kind" +
+                     (f" ({kinds[0]})" if kinds else ""))]
+    items = []
+    for a, b in pairs:
+        heading = "break-even load" if (a, b) == DEFAULT_PAIR else f"break-even load {a} vs {b}"
+        be = break_even(ok, load=load, kinds=(a, b)) if {a, b} <= set(kinds) else None
+        if be is None:
+            items.append((heading, "none in the swept range (one kind is cheaper everywhere)"))
+            continue
+        names = ("Lambda", "EC2") if (a, b) == DEFAULT_PAIR else (a, b)
+        items.append((heading, f"{be['load']:.4g} req/s (cheaper below: {be['below']}; p99 there: {names[0]} "
+                      f"{be[f'{a}_latency_p99']:.4g} ms, {names[1]} {be[f'{b}_latency_p99']:.4g} ms)"))
+    return items
+
+
+def _fmt(v: Any, fmt: str) -> str:
+    return "-" if v is None or pd.isna(v) else fmt.format(v)
 
 
 _SENSITIVITY_METRICS = ((COST, "cost", "{:.4g} USD"), (P99, "p99", "{:.4g} ms"),
@@ -398,6 +465,10 @@ def _provenance(scenario: Scenario, pricing_path: str | Path | None) -> str:
         items.append(("profile", f"{p} (sha256 {_sha256(p)})" if p.is_file() else str(p)))
     pricing = pricing_path or scenario.pricing_path
     items.append(("prices", f"{pricing} (sha256 {_sha256(Path(pricing))})" if pricing else "shipped us-east-1 prices"))
+    if any(isinstance(p, (K8sFunctionConfig, ContainerServiceConfig)) for p in scenario.platforms):
+        presets = scenario.presets_path
+        items.append(("platform presets", f"{presets} (sha256 {_sha256(presets)})" if presets
+                      else "shipped sim/data/platform-presets.yaml"))
     try:
         version = metadata.version("servesim")
     except metadata.PackageNotFoundError:

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios.analysis import (break_even, cheapest_meeting, flatten_summary, pareto_frontier, sensitivity,
-                                sensitivity_summary)
+from scenarios.analysis import (KINDS, break_even, cheapest_meeting, cheapest_per_kind, flatten_summary, kind_pairs,
+                                kinds_in, pareto_frontier, sensitivity, sensitivity_summary)
 
 EXACT = dict(rel=1e-12, abs=1e-12)
 LOAD = "param.trace.rate_rps"
@@ -267,6 +267,61 @@ def test_sensitivity_summary_from_smallest_to_largest_value_per_series():
     assert "cold_start_fraction@from" not in out.columns               # not in the table: left out
     with pytest.raises(ValueError, match="none of the metrics"):
         sensitivity_summary(pd.DataFrame(rows), "param.a", metrics=("queueing.x",))
+
+
+# --- other kinds ------------------------------------------------------------------------------
+
+def _four_kinds_table(loads):
+    """The break-even table with its kinds renamed: lambda -> container-service, ec2 ->
+    k8s-function, plus a Lambda row at 100 + load and an EC2 row at 1000 (never the cheapest)."""
+    df = _break_even_table(loads, _step)
+    df["kind"] = df["kind"].map({"lambda": "container-service", "ec2": "k8s-function"})
+    extra, p = [], int(df["point"].max()) + 1
+    for x in loads:
+        extra.append(_row(p, "lambda", x, 100.0 + x, 60.0, memory=1024, platform="fn"))
+        extra.append(_row(p + 1, "ec2", x, 1000.0, 40.0))
+        p += 2
+    return pd.concat([df, pd.DataFrame(extra)], ignore_index=True)
+
+
+def test_break_even_between_any_two_kinds():
+    df = _four_kinds_table(range(1, 101, 2))
+    be = break_even(df, kinds=("container-service", "k8s-function"))
+    # The same numbers as test_break_even_interpolates_between_19_and_21, keys named by the kinds.
+    assert be["load"] == 20.0 and be["between"] == (19.0, 21.0) and be["crossings"] == [20.0]
+    assert be["container-service_cost"] == 10.0 and be["k8s-function_cost"] == 10.0
+    assert be["container-service_latency_p99"] == 100.0 and be["k8s-function_latency_p99"] == 80.0
+    assert be["below"] == "container-service" and be["kinds"] == ("container-service", "k8s-function")
+    assert be["k8s-function_point"] == (_point_of(df, 19, "k8s-function"), _point_of(df, 21, "k8s-function"))
+    # The other way round: the same load, the sign of d flipped, the same kind cheaper below.
+    back = break_even(df, kinds=("k8s-function", "container-service"))
+    assert back["load"] == 20.0 and back["below"] == "container-service"
+    # The default pair is Lambda and EC2 (no crossing here: Lambda is always the cheaper).
+    assert break_even(df) is None
+    assert break_even(df.assign(kind=df["kind"].replace({"lambda": "x"})), kinds=("lambda", "ec2")) is None
+    with pytest.raises(ValueError, match="two different kinds"):
+        break_even(df, kinds=("ec2", "ec2"))
+
+
+def test_default_pair_keys_unchanged():
+    be = break_even(_break_even_table(range(1, 101), _step))
+    assert set(be) == {"load", "lambda_cost", "ec2_cost", "lambda_latency_p99", "ec2_latency_p99", "below",
+                       "lambda_point", "ec2_point", "between", "crossings", "kinds"}
+    assert be["kinds"] == ("lambda", "ec2")
+
+
+def test_kinds_in_order_pairs_and_cheapest_per_kind():
+    df = _four_kinds_table([10, 30])
+    assert kinds_in(df) == list(KINDS) == ["lambda", "ec2", "k8s-function", "container-service"]
+    assert kinds_in(df.assign(kind=df["kind"].replace({"ec2": "zz-other"}))) == [
+        "lambda", "k8s-function", "container-service", "zz-other"]
+    assert kind_pairs(["lambda", "ec2", "k8s-function"]) == [("lambda", "ec2"), ("lambda", "k8s-function"),
+                                                             ("ec2", "k8s-function")]
+    best = cheapest_per_kind(df[df[LOAD] == 30])
+    assert list(best["kind"]) == list(KINDS)
+    assert list(best["cost_usd.total"]) == [130.0, 1000.0, 10.0, 15.0]
+    assert best.iloc[3]["point"] == _point_of(df, 30, "container-service", 1024)   # not the error row at 0 USD
+    assert cheapest_per_kind(df.iloc[0:0]).empty
 
 
 # --- missing columns --------------------------------------------------------------------------

@@ -141,3 +141,39 @@ def test_break_even_is_drawn_and_missing_extras_skip_their_plots(sweep_out, tmp_
     text = write_report(tmp_path, sc, table=table, plots=plots).read_text()
     assert "break-even load</dt><dd>8 req/s (cheaper below: lambda" in text
     assert text.count('src="data:image/png;base64,') == 2
+
+
+def test_answers_show_every_kind_and_each_pair_break_even(tmp_path):
+    """A hand-made table of three kinds: the cheapest of each kind per load, a break-even line per
+    pair (Lambda and EC2 headed as before), and plots that draw every kind."""
+    import types
+
+    import pandas as pd
+
+    from scenarios.sweepreport import answers
+
+    bills = (("lam", "lambda", lambda x: 0.01 * x), ("vm", "ec2", lambda x: 0.08),
+             ("faas", "k8s-function", lambda x: 0.12), ("run", "container-service", lambda x: 0.005 * x + 0.02))
+    rows = [{"point": i, "param.trace.rate_rps": load, "platform": name, "kind": kind, "cost_usd.total": bill(load),
+             "latency_ms.p99": 80.0, "requests": 100, "rejected": 0, "status": "ok", "error": None}
+            for i, load in enumerate([1, 4, 16]) for name, kind, bill in bills]
+    table = pd.DataFrame(rows)
+    spec = types.SimpleNamespace(points=(), slo=None)
+    said = dict(answers(table, spec))
+    assert said["cheapest of each kind at 16 req/s"] == (
+        "lambda: lam cost 0.16 USD, p99 80 ms; ec2: vm cost 0.08 USD, p99 80 ms; "
+        "k8s-function: faas cost 0.12 USD, p99 80 ms; container-service: run cost 0.1 USD, p99 80 ms")
+    assert said["break-even load"].startswith("8 req/s (cheaper below: lambda; p99 there: Lambda 80 ms, EC2 80 ms)")
+    # lambda 0.01x against container-service 0.005x + 0.02: equal at 4 req/s.
+    assert said["break-even load lambda vs container-service"].startswith("4 req/s (cheaper below: lambda")
+    assert said["break-even load ec2 vs k8s-function"] == "none in the swept range (one kind is cheaper everywhere)"
+    assert len([k for k in said if k.startswith("break-even load")]) == 6
+    only = dict(answers(table[table["kind"] == "ec2"], spec))
+    assert only["break-even load"] == "not defined: the sweep has one platform kind (ec2)"
+    assert not any(k.startswith("cheapest of each kind") for k in only)
+    # The pairs can be chosen.
+    chosen = dict(answers(table, spec, pairs=[("k8s-function", "container-service")]))
+    assert [k for k in chosen if k.startswith("break-even")] == ["break-even load k8s-function vs container-service"]
+    plots = sweep_plots(tmp_path, table)
+    assert [p.name for p in plots] == ["cost_vs_load.png", "p99_vs_cost.png"]
+    assert sweep_plots(tmp_path / "pair", table, pair=("ec2", "container-service"))[0].exists()
