@@ -175,7 +175,7 @@ def _cost_vs_load(ok: pd.DataFrame, load: str, path: Path, pair: tuple[str, str]
     if pair is not None and P99 in ok.columns:
         be = break_even(ok, load=load, kinds=pair)
         if be is not None:
-            note = "" if pair == DEFAULT_PAIR else f" ({_kind_label(pair[0])} / {_kind_label(pair[1])})"
+            note = "" if set(ok["kind"]) == set(pair) else f" ({_kind_label(pair[0])} / {_kind_label(pair[1])})"
             ax.axvline(be["load"], color="black", ls="--", lw=1)
             ax.annotate(f" break-even {be['load']:.3g}{note}", (be["load"], 0.95), xycoords=("data", "axes fraction"),
                         fontsize=8, va="top")
