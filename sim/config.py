@@ -61,6 +61,33 @@ class IdleEffect:
 
 
 @dataclass(frozen=True)
+class HostShare:
+    """Concurrent work sharing the CPUs of one host: the local targets on a small machine (every
+    Lambda environment, the gateway and the load generator on the same few cores), or an EC2
+    instance running more busy workers than it has vCPUs.
+
+    Each job in progress (a Lambda INIT, an invocation, a request in an EC2 worker) would use
+    `init_cores` (INIT) or `work_cores` (the rest) cores when alone, and then takes its drawn
+    duration. Jobs share `cores` by processor sharing with caps (water-filling): while their
+    demands sum to at most `cores` each runs at full speed; beyond that each gets the same share
+    (a job needing less keeps its own and leaves the rest to the others), and a job given a
+    fraction f of its demand progresses at rate f, so its duration stretches by 1/f. For Lambda
+    the host is shared by every environment; for EC2 each instance is its own host. Fitted by
+    calibration from bursts of k simultaneous requests (`calibrate.fit.fit_host_share`).
+    """
+
+    cores: float
+    init_cores: float = 1.0
+    work_cores: float = 1.0
+
+    def __post_init__(self):
+        for name in ("cores", "init_cores", "work_cores"):
+            v = getattr(self, name)
+            if not (0.0 < v < math.inf):
+                raise ValueError(f"{name} must be > 0 and finite, got {v}")
+
+
+@dataclass(frozen=True)
 class LambdaService:
     """What one invocation costs in time.
 
@@ -106,6 +133,8 @@ class LambdaConfig:
     """Function timeout; an invocation running longer is stopped, billed in full and its environment discarded."""
     allow_extrapolation: bool = False
     """Let a profile's memory scaling carry warm durations outside the measured memory range."""
+    host: HostShare | None = None
+    """The environments share one host's CPUs (a local target; None: each has its own CPU share, as on AWS)."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +190,8 @@ class EC2Config:
     its worker still serves it, as gunicorn does not know the client left."""
     autoscaling: AutoscalingConfig | None = None
     load_balancer_billed: bool = True
+    host: HostShare | None = None
+    """The workers of an instance share its CPUs (None: each worker has a CPU of its own)."""
     request_kb: float = 10.0
     """Mean request body size, used to estimate the ALB's processed-bytes LCUs (an image is ~100 KB)."""
     response_kb: float = 2.0

@@ -22,11 +22,13 @@ import numpy as np
 def _kernel_cache_dir() -> Path:
     """Where numba caches the compiled kernels: a folder named after the engine's own sources.
 
-    numba's cache checks only the file that defines a kernel, not the helpers of `common` it
-    inlines, so an edited helper could leave a stale kernel in use. A folder per version of
-    the sources cannot. Under ``$NUMBA_CACHE_DIR`` if set, else servesim's cache folder."""
+    numba's cache checks only the file that defines a kernel, not the helpers of `common` (or
+    of `sim.billing`) it inlines, so an edited helper could leave a stale kernel in use. A folder
+    per version of the sources cannot. Under ``$NUMBA_CACHE_DIR`` if set, else servesim's cache
+    folder."""
     h = hashlib.sha256(numba.__version__.encode())
-    for f in sorted(Path(__file__).parent.glob("*.py")):
+    here = Path(__file__).parent
+    for f in [*sorted(here.glob("*.py")), here.parent / "billing.py"]:
         h.update(f.name.encode() + f.read_bytes())
     base = os.environ.get("NUMBA_CACHE_DIR")
     if not base:
@@ -38,21 +40,23 @@ def _kernel_cache_dir() -> Path:
 
 numba.config.CACHE_DIR = str(_kernel_cache_dir())  # before the kernels' modules are imported
 
-from ..config import EC2Config, LambdaConfig, PlatformConfig
+from ..config import EC2Config, LambdaConfig, PlatformConfig, platform_kind
 from ..metrics import Collector
 
 
 def unsupported(cfg: PlatformConfig) -> str | None:
     """None when the fast engine models `cfg` exactly, else what it does not support."""
+    if not isinstance(cfg, (LambdaConfig, EC2Config)):
+        return f"platform kind {platform_kind(cfg)}"
+    if cfg.host is not None:
+        return "host CPU sharing (host:)"
     if isinstance(cfg, LambdaConfig):
         return None
-    if isinstance(cfg, EC2Config):
-        try:
-            from .ec2 import unsupported as ec2_unsupported
-        except ImportError:
-            return "EC2 platforms"
-        return ec2_unsupported(cfg)
-    return f"platform kind {type(cfg).__name__}"
+    try:
+        from .ec2 import unsupported as ec2_unsupported
+    except ImportError:
+        return "EC2 platforms"
+    return ec2_unsupported(cfg)
 
 
 def run(cfg: PlatformConfig, chunks: Iterable[np.ndarray], *, seed: int, warmup_s: float,

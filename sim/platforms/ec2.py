@@ -17,6 +17,10 @@ Model (DESIGN.md, "Platform semantics"):
 - Idle effect (`EC2Service.idle`, when measured): a request's service time is multiplied by
   ``1 - (1 - hot_ratio) * exp(-idle / tau)``, idle being the time since its instance last had a
   request in service (0 when another of its workers is busy; a new instance is rested).
+- Shared CPUs (`EC2Config.host`): the busy workers of an instance share its `host.cores`
+  (`host.py`), each request a job capped at `host.work_cores`, stretched when the instance is
+  oversubscribed (the idle effect scales the drawn duration first). Latency is the wait plus the
+  stretched service; the request is resolved when it ends, its timeout judged on that latency.
 - Billing: per second with a 60 s minimum per launch, plus the ALB (see `billing.py`).
 """
 from __future__ import annotations
@@ -33,14 +37,15 @@ from ..pricing import Pricing
 from ..streams import RequestDraws
 from ..tally import LevelTally
 from .base import Chunk, Platform
+from .host import Host, Job
 
 BOOTING, IN_SERVICE, DRAINING, TERMINATED = range(4)
 
 
 class _Instance:
-    __slots__ = ("id", "launched_s", "terminated_s", "state", "busy", "queue", "free_s")
+    __slots__ = ("id", "launched_s", "terminated_s", "state", "busy", "queue", "free_s", "host")
 
-    def __init__(self, id_: int, launched_s: float):
+    def __init__(self, id_: int, launched_s: float, host: Host | None = None):
         self.id = id_
         self.launched_s = launched_s
         self.terminated_s: float | None = None
@@ -48,6 +53,7 @@ class _Instance:
         self.busy = 0
         self.queue: deque = deque()
         self.free_s = -math.inf  # when a request of it last finished (never: rested)
+        self.host = host  # its shared CPUs (None: a CPU per worker)
 
 
 class EC2Model(Platform):
@@ -94,7 +100,8 @@ class EC2Model(Platform):
 
     # -- fleet ---------------------------------------------------------------------------
     def _launch(self) -> _Instance:
-        inst = _Instance(len(self.instances), self.env.now)
+        host = Host(self.env, self.cfg.host.cores) if self.cfg.host is not None else None
+        inst = _Instance(len(self.instances), self.env.now, host)
         self.instances.append(inst)
         self.alive_tally.add(self.env.now, 1)
         return inst
@@ -193,24 +200,48 @@ class EC2Model(Platform):
             idle_s = now - inst.free_s if inst.busy == 0 else 0.0
             chunk.work_ms[j] *= 1.0 - self.idle_deficit * math.exp(-idle_s / self.idle_tau_s)
         work_ms = chunk.work_ms[j]
+        if inst.host is not None:
+            self._occupy(inst, now)
+            inst.host.submit(((work_ms, self.cfg.host.work_cores, None),), self._shared_done, (inst, chunk, j, now))
+            return
         latency_ms = (now - chunk.t[j]) * 1000.0 + work_ms
         done_s = now + work_ms / 1000.0
         chunk.latency_ms[j] = latency_ms
         chunk.done_s[j] = done_s
         if latency_ms > self.timeout_ms:
             chunk.status[j] = TIMEOUT
+        self._occupy(inst, now)
+        ev = self.env.timeout(work_ms / 1000.0, inst)
+        ev.callbacks.append(self._complete)
+        self.resolved(chunk)
+
+    def _occupy(self, inst: _Instance, now: float) -> None:
+        """A worker of `inst` becomes busy now."""
         inst.busy += 1
         self.busy += 1
         self.busy_tally.set(now, self.busy)
         self.in_system_tally.set(now, self.busy + self.queued)
         if self.autoscaling is not None:
             self._as_busy.add(now, 1)
-        ev = self.env.timeout(work_ms / 1000.0, inst)
-        ev.callbacks.append(self._complete)
+
+    def _shared_done(self, job: Job) -> None:
+        """The request of a job on an instance's shared CPUs ends now, its service stretched."""
+        inst, chunk, j, start_s = job.tag
+        (work_ms,) = job.durations_ms
+        chunk.work_ms[j] = work_ms
+        latency_ms = (start_s - chunk.t[j]) * 1000.0 + work_ms
+        chunk.latency_ms[j] = latency_ms
+        chunk.done_s[j] = self.env.now
+        if latency_ms > self.timeout_ms:
+            chunk.status[j] = TIMEOUT
         self.resolved(chunk)
+        self._free(inst)
 
     def _complete(self, ev) -> None:
-        inst = ev._value
+        self._free(ev._value)
+
+    def _free(self, inst: _Instance) -> None:
+        """A worker of `inst` finished its request now."""
         now = self.env.now
         inst.free_s = now
         inst.busy -= 1

@@ -21,6 +21,13 @@ Model (DESIGN.md, "Platform semantics"):
   first are rested (factor 1). The billed duration is the multiplied one.
 - No queueing: a request's latency is known when it arrives. Network and front-door overheads
   are not modelled; add them to `warm_ms` if you measured them end to end.
+- Shared host (`LambdaConfig.host`, a local target): every environment runs on one host whose
+  CPUs are shared (`host.py`): a cold start's INIT is a job capped at `init_cores`, its
+  invocation (and a warm one) a job capped at `work_cores`; both stretch when the host is
+  oversubscribed (the idle effect scales the drawn duration first). The request is resolved when
+  its job ends, with the stretched durations as latency and billed durations; the environment is
+  busy until then. The timeout applies to the stretched invocation (stopped `timeout_s` after it
+  started, billed `timeout_s`).
 - Billing: each invocation's duration rounded up to 1 ms, INIT added before rounding on a cold
   start when `init_billed`; invocations on provisioned environments at the PC duration rate;
   the provisioned environments' own INIT (once each, at the mean of `cold_init_ms`; AWS's
@@ -40,6 +47,7 @@ from ..pricing import Pricing
 from ..streams import RequestDraws
 from ..tally import LevelTally
 from .base import Chunk, Platform
+from .host import Host, Job
 from .pools import POOLS
 
 
@@ -73,6 +81,7 @@ class LambdaModel(Platform):
         self.idle_tau_s = idle.tau_s if idle is not None else None
         self.idle = POOLS[cfg.reuse]()
         self.pc_idle = POOLS[cfg.reuse]()
+        self.host = Host(env, cfg.host.cores) if cfg.host is not None else None
         self.busy = 0
         self.alive = 0
         self.tokens = float(cfg.scale_burst)
@@ -136,6 +145,9 @@ class LambdaModel(Platform):
             if self.idle_deficit is not None:
                 chunk.work_ms[j] *= 1.0 - self.idle_deficit * math.exp(-(now - e.free_s) / self.idle_tau_s)
         work_ms = chunk.work_ms[j]
+        if self.host is not None:
+            self._run_shared(chunk, j, e, init_ms)
+            return
         timed_out = work_ms > self.timeout_ms
         if timed_out:
             work_ms = self.timeout_ms
@@ -151,8 +163,42 @@ class LambdaModel(Platform):
         ev.callbacks.append(self._complete)
         self.resolved(chunk)
 
+    def _run_shared(self, chunk: Chunk, j: int, e: _Env, init_ms: float) -> None:
+        """Request j runs on environment `e` of the shared host: INIT (on a cold start) then the
+        invocation, as one job; it is resolved when the job ends (`_shared_done`)."""
+        cfg = self.cfg
+        now = self.env.now
+        self.busy += 1
+        self.busy_tally.set(now, self.busy)
+        keep_s = self.keep_const_s if self.keep_dist is None else chunk.keep_s[j]
+        invoke = (chunk.work_ms[j], cfg.host.work_cores, self.timeout_ms)
+        phases = ((init_ms, cfg.host.init_cores, None), invoke) if chunk.cold[j] else (invoke,)
+        self.host.submit(phases, self._shared_done, (chunk, j, e, keep_s))
+
+    def _shared_done(self, job: Job) -> None:
+        chunk, j, e, keep_s = job.tag
+        if chunk.cold[j]:
+            init_ms, work_ms = job.durations_ms
+            chunk.init_ms[j] = init_ms
+        else:
+            init_ms = 0.0
+            (work_ms,) = job.durations_ms
+        if job.timed_out:
+            chunk.status[j] = TIMEOUT
+            if chunk.work_ms[j] < work_ms:  # stretched past the timeout: billed in full
+                chunk.work_ms[j] = work_ms
+        else:
+            chunk.work_ms[j] = work_ms
+        chunk.latency_ms[j] = init_ms + work_ms
+        chunk.done_s[j] = self.env.now
+        self.resolved(chunk)
+        self._free(e, keep_s, job.timed_out)
+
     def _complete(self, ev) -> None:
-        e, keep_s, timed_out = ev._value
+        self._free(*ev._value)
+
+    def _free(self, e: _Env, keep_s: float, timed_out: bool) -> None:
+        """Environment `e` finished its invocation now."""
         now = self.env.now
         e.free_s = now
         self.busy -= 1

@@ -1,0 +1,211 @@
+"""One host's CPUs shared by the jobs running on it: processor sharing with per-job caps.
+
+Model (`sim.config.HostShare`): each job in progress would use `cap` cores alone and then take
+its drawn duration. The host's `cores` are divided by water-filling: while the caps sum to at
+most `cores` every job gets its cap; beyond that every job gets the same share, except that a
+job whose cap is below the share keeps its cap and leaves the rest to the others. A job given
+cores a of its cap progresses at rate a / cap (alone-seconds of work per second), so its
+duration stretches by cap / a.
+
+A job is a sequence of phases (a Lambda cold start: INIT, then the invocation), each with its
+own duration alone (ms), cap, and optionally a time limit (ms): a phase still running that long
+after it started is stopped and ends the job (timed out). The owner gets a callback when a job
+ends, with each phase's actual duration.
+
+Events, never polling: when a job starts or a phase ends, every job's remaining work is brought
+up to date, the cores re-allocated, and one SimPy event scheduled for the next phase end; an
+older pending event is superseded by a generation counter. O(n) per event (O(n log n) under
+contention), for the few jobs (< 50) of one host.
+
+Exactness: a job that has progressed at full speed (rate 1) all its life ends at the time and
+with the durations it would have without sharing, computed the same way the platforms compute
+them (start + (sum of its phase durations, ms) / 1000; events fire at exactly that time), so an
+uncontended host reproduces an unshared run bit for bit, ties between simultaneous events
+aside. A job that was slowed finishes when its remaining work is within a few ulps of the clock
+of zero (float noise), its durations measured on the clock.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import simpy
+
+Phase = tuple  # (work_ms, cap_cores, limit_ms or None)
+
+
+def delay_until(now: float, at_s: float) -> float:
+    """A delay d >= 0 with now + d == at_s in floating point (SimPy schedules at now + delay), so an
+    event fires at exactly `at_s`; the nearest reachable time when none does."""
+    if at_s <= now:
+        return 0.0
+    d = at_s - now
+    for _ in range(4):
+        t = now + d
+        if t == at_s:
+            break
+        d = math.nextafter(d, math.inf if t < at_s else 0.0)
+    return d
+
+
+class Job:
+    """A job in progress on a `Host` (read its outcome in the owner's callback)."""
+
+    __slots__ = ("phases", "k", "cap", "remaining_s", "rate", "alloc", "full", "start_s", "phase_start_s",
+                 "sum_ms", "full_end_s", "deadline_s", "durations_ms", "timed_out", "on_done", "tag")
+
+    def __init__(self, phases: Sequence[Phase], on_done: Callable[[Job], None], tag: Any, now: float):
+        self.phases = phases
+        self.on_done = on_done
+        self.tag = tag
+        self.start_s = now
+        self.full = True  # progressed at rate 1 over all its life so far
+        self.sum_ms = 0.0  # durations of its finished phases (ms), summed left to right
+        self.durations_ms: list[float] = []
+        self.timed_out = False
+        self.rate = 1.0
+        self.alloc = 0.0
+        self.k = -1
+        self._next_phase(now)
+
+    def _next_phase(self, now: float) -> None:
+        self.k += 1
+        work_ms, cap, limit_ms = self.phases[self.k]
+        self.cap = cap
+        self.remaining_s = work_ms / 1000.0
+        self.phase_start_s = now
+        self.deadline_s = math.inf if limit_ms is None else now + limit_ms / 1000.0
+        ran_ms = work_ms if limit_ms is None or work_ms <= limit_ms else limit_ms
+        self.full_end_s = self.start_s + (self.sum_ms + ran_ms) / 1000.0  # meaningful while full
+
+
+class Host:
+    """The CPUs (`cores`) of one host, shared by the jobs submitted to it."""
+
+    def __init__(self, env: simpy.Environment, cores: float):
+        self.env = env
+        self.cores = cores
+        self.jobs: list[Job] = []
+        self.at_s = env.now  # time to which the jobs' remaining work is up to date
+        self.gen = 0  # bumped when the next event is rescheduled: an older pending one is superseded
+        self.allocated_core_s = 0.0  # core-seconds given to jobs so far
+        self.demand_core_s = 0.0  # core-seconds of the work done by ended phases (work alone x cap)
+
+    def submit(self, phases: Sequence[Phase], on_done: Callable[[Job], None], tag: Any = None) -> Job:
+        """Start a job now; `on_done(job)` is called (from a later event, never from here) when it ends."""
+        now = self.env.now
+        self._advance(now)
+        job = Job(phases, on_done, tag, now)
+        self.jobs.append(job)
+        self._allocate()
+        self._schedule(now)
+        return job
+
+    # -- internals ------------------------------------------------------------------------------
+    def _advance(self, now: float) -> None:
+        dt = now - self.at_s
+        if dt > 0.0:
+            core_s = 0.0
+            for job in self.jobs:
+                job.remaining_s -= job.rate * dt
+                core_s += job.alloc * dt
+                if job.rate < 1.0:
+                    job.full = False
+            self.allocated_core_s += core_s
+        self.at_s = now
+
+    def _allocate(self) -> None:
+        """Water-filling: equal shares, a job never given more than its cap."""
+        jobs = self.jobs
+        total = 0.0
+        for job in jobs:
+            total += job.cap
+        if total <= self.cores * (1.0 + 1e-12):  # caps summing to the cores up to rounding: all at full speed
+            for job in jobs:
+                job.alloc = job.cap
+                job.rate = 1.0
+            return
+        left = self.cores
+        n = len(jobs)
+        for job in sorted(jobs, key=lambda jb: jb.cap):
+            share = left / n
+            if job.cap <= share:
+                job.alloc = job.cap
+                job.rate = 1.0
+                left -= job.cap
+            else:  # so are all after it (caps >= this one's > share): the same share each
+                job.alloc = share
+                job.rate = share / job.cap
+                left -= share
+            n -= 1
+
+    @staticmethod
+    def _tol_s(now: float) -> float:
+        """Float noise of a remaining time at clock `now` (s)."""
+        return 1e-12 + 8.0 * math.ulp(now)
+
+    def _end_s(self, job: Job, now: float) -> float:
+        """When the job's current phase ends at its current rate."""
+        if job.full and job.rate == 1.0:
+            return job.full_end_s
+        end = now + job.remaining_s / job.rate
+        return end if end < job.deadline_s else job.deadline_s
+
+    def _phase_done(self, job: Job, now: float, tol: float) -> bool:
+        """Ends the job's current phase if it is over; True if it was."""
+        work_ms, _, limit_ms = job.phases[job.k]
+        if job.full:
+            if job.full_end_s > now:
+                return False
+            timed_out = limit_ms is not None and work_ms > limit_ms
+            ran_ms = limit_ms if timed_out else work_ms
+        else:
+            finished = job.remaining_s <= job.rate * tol
+            timed_out = not finished and job.deadline_s <= now + tol
+            if not (finished or timed_out):
+                return False
+            ran_ms = limit_ms if timed_out else (now - job.phase_start_s) * 1000.0
+        # the work it did: all of it, or (stopped) all but what remains
+        self.demand_core_s += (work_ms / 1000.0 - (job.remaining_s if timed_out else 0.0)) * job.cap
+        job.durations_ms.append(ran_ms)
+        job.sum_ms += ran_ms
+        job.timed_out = timed_out
+        return True
+
+    def _schedule(self, now: float) -> None:
+        if not self.jobs:
+            return
+        nxt = math.inf
+        for job in self.jobs:
+            end = self._end_s(job, now)
+            if end < nxt:
+                nxt = end
+        self.gen += 1
+        ev = self.env.timeout(delay_until(now, nxt), self.gen)
+        ev.callbacks.append(self._on_event)
+
+    def _on_event(self, ev) -> None:
+        if ev._value != self.gen:  # superseded
+            return
+        now = self.env.now
+        self._advance(now)
+        tol = self._tol_s(now)
+        ended: list[Job] = []
+        changed = True
+        while changed:  # a phase ending frees cores or changes caps; zero-length phases end at once
+            changed = False
+            keep = []
+            for job in self.jobs:
+                while self._phase_done(job, now, tol):
+                    changed = True
+                    if job.timed_out or job.k + 1 == len(job.phases):
+                        ended.append(job)
+                        break
+                    job._next_phase(now)
+                else:
+                    keep.append(job)
+            self.jobs = keep
+            self._allocate()
+        self._schedule(now)
+        for job in ended:  # the host is consistent: callbacks may submit jobs
+            job.on_done(job)
