@@ -386,6 +386,10 @@ def _echo_lines(lines) -> None:
               "half the pauses spread log-uniformly from 0.5 ms to it, for the idle effect, half are it (default 0.2; 0: back to back).")
 @click.option("--levels", help="Load levels: concurrent clients, comma-separated (default 1,2,4,...,32; quick 1,2).")
 @click.option("--level-s", type=click.FloatRange(0.5, 3600), help="Seconds per load level (default 10; quick 2).")
+@click.option("--burst-sizes", help="local targets: requests sent at once per burst, comma-separated, starting at 1 "
+                                    "(default 1,2,4; local-server: those up to --workers).")
+@click.option("--bursts", "bursts", type=click.IntRange(0, 10000),
+              help="local targets: recorded bursts per size (default 5; quick 3; 0: no burst phase).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted campaign in --out.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars per phase.")
 @click.option("--architecture", type=click.Choice(["x86_64", "arm64"]), default="x86_64", show_default=True,
@@ -404,17 +408,21 @@ def _echo_lines(lines) -> None:
 @user_errors
 @needs_local_extra
 def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body, idle_s, label, headers, out, quick,
-              n_cold, n_warm, warm_gap_s, levels, level_s, resume, progress, architecture, timeout_s, function, allow_cidr,
+              n_cold, n_warm, warm_gap_s, levels, level_s, burst_sizes, bursts, resume, progress, architecture, timeout_s, function, allow_cidr,
               allow_anywhere, max_cost_usd, dry_run, keep, region, endpoint_url, profile, pricing_path):
     """Measure cold starts, warm latency and throughput of a model on a TARGET into a table.
 
     Checks the host first (usable CPUs, whether they scale, cgroup quotas) and warns loudly when
-    it is noisy. Interrupted campaigns keep their rows; --resume continues them.
+    it is noisy. Interrupted campaigns keep their rows; --resume continues them. The local
+    targets end with bursts of k simultaneous requests (cold and warm on local-lambda), which
+    measure how concurrent work shares this host's CPUs (`fit` turns them into host_share).
 
     \b
     Examples:
       servesim calibrate local-lambda --model mobilenetv2 --memory-mb 1024,1769,3008 --out m.parquet
       servesim calibrate local-server --model mobilenetv2 --workers 1,2 --cpus 2 --out s.parquet --quick
+      servesim calibrate local-lambda --model mobilenetv2 --cold 0 --warm 1 --levels 1 --level-s 0.5 \
+          --burst-sizes 1,2,4 --bursts 10 --out bursts.parquet
       servesim calibrate aws-lambda --model mobilenetv2 --memory-mb 1024,2048 --max-cost-usd 2 --out a.parquet
       servesim calibrate aws-ec2 --model mobilenetv2 --instance-type c6i.large --allow-cidr 203.0.113.7/32 \\
           --dry-run --out e.parquet
@@ -427,6 +435,7 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
     from deploy.procs import install_signal_handlers
 
     load_levels = parse_list(levels, "--levels") if levels else None
+    sizes_k = parse_list(burst_sizes, "--burst-sizes") if burst_sizes else None
     if target != "http" and (idle_s is not None or label or headers):
         raise click.UsageError("--idle-s, --label and --header are for the http target only")
     if target.startswith("aws-"):
@@ -450,7 +459,8 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
     install_signal_handlers()
     try:
         summary = run_campaign(tgt, out, quick=quick, resume=resume, progress=progress, n_cold=n_cold, n_warm=n_warm,
-                               load_levels=load_levels, level_s=level_s, warm_gap_s=warm_gap_s)
+                               load_levels=load_levels, level_s=level_s, warm_gap_s=warm_gap_s, burst_sizes=sizes_k,
+                               bursts=bursts)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows measured so far are in {out}; rerun with --resume to continue", err=True)
         sys.exit(130)

@@ -26,6 +26,24 @@ noisy), then for each of the target's configurations measures, in this order:
    when p99 exceeds `p99_explode` (10) times the first level's, or when fewer than half the
    requests succeed. The knee is the last level whose throughput still grew by more than 5 %.
 
+4. **burst** — for each k in `burst_sizes` (default 1, 2, 4), `bursts` times: after an idle pause
+   of `BURST_PAUSE_S` (so every request reaches a rested unit, whatever k), k requests sent at
+   the same instant (k client threads, their connections opened beforehand, released together
+   by a barrier); each is a row of phase ``burst``, ``level`` = ``concurrency`` = k. Concurrent
+   work shares the host's CPUs: these rows measure how much it stretches (fitted by
+   `calibrate.fit.fit_host_share`). Before the recorded one, every burst is preceded by an
+   unrecorded one of the same size (the units it reaches have served a request, their first
+   inference's extra cost paid). Only the local targets measure bursts
+   (`Target.burst_sizes`): local-server warm bursts with k <= workers (beyond that requests
+   queue, which the load levels measure); local-lambda first a **cold burst** (the target
+   retires every environment, `Target.reset_units`, so each of the k requests starts a new one
+   and its REPORT line has the Init Duration of k INITs run at once; a row without one is an
+   ``error``), then the priming and the recorded **warm burst** on the k environments the cold
+   burst left (a row with an Init Duration is an ``error`` there). A cold row whose Init
+   Duration is 0 (the gateway did not see the emulator's INIT RTDONE line, which happens now and
+   then under load, and counted the INIT in the Duration) is an ``error`` too. ``bursts: 0``
+   disables the phase.
+
 A target that tells cold starts from warm requests by latency alone (`Target.cold_after_warm`:
 the ``http`` black box) has its cold phase *last*, after the load levels: ``n_cold`` times, idle
 for the target's idle time, then one request, classified against the ok warm latencies of the
@@ -42,8 +60,9 @@ on disk; `resume=True` skips finished units, so an interrupted campaign continue
 stopped (a unit cut in the middle is measured again, its partial rows replaced). Each phase
 shows a progress bar on a terminal.
 
-`--quick` sizes (3 cold starts, 50 warm requests, levels 1 and 2 clients for 2 s each) make a
-campaign of one configuration take a few seconds plus its cold starts.
+`--quick` sizes (3 cold starts, 50 warm requests, levels 1 and 2 clients for 2 s each, bursts of
+1, 2 and 4 three times each) make a campaign of one configuration take a few seconds plus its
+cold starts (the bursts add about 1 s on local-server, 5 s per memory size on local-lambda).
 
 The client runs on the same host as the target and takes some of its CPU: the host check says
 how much CPU there is, and throughput figures are the host's, not an instance's, unless the
@@ -72,7 +91,9 @@ class CampaignSettings:
     `level_s`: seconds measured per level; `warmup`: unrecorded requests before the warm phase;
     `knee_growth`: the throughput growth below which the levels stop; `p99_explode`: the factor
     over the first level's p99 at which they stop; `flush_rows`: rows per part file at most;
-    `warm_gap_s`: the longest idle pause before a warm request (they spread from WARM_GAP_MIN_S)."""
+    `warm_gap_s`: the longest idle pause before a warm request (they spread from WARM_GAP_MIN_S);
+    `burst_sizes`: requests sent at once per burst, increasing, starting at 1 (the reference);
+    `bursts`: recorded bursts per size (0: no burst phase)."""
 
     n_cold: int
     n_warm: int
@@ -84,6 +105,8 @@ class CampaignSettings:
     quick: bool = False
     flush_rows: int = 2000
     warm_gap_s: float = 0.2
+    burst_sizes: tuple[int, ...] = (1, 2, 4)
+    bursts: int = 5
 
     def __post_init__(self):
         if self.n_cold < 0 or self.n_warm < 0 or self.warmup < 0:
@@ -97,10 +120,20 @@ class CampaignSettings:
             raise ServesimError(f"level_s must be > 0, got {self.level_s}")
         if not 0 <= self.warm_gap_s <= 60:
             raise ServesimError(f"warm_gap_s must be from 0 to 60 s, got {self.warm_gap_s}")
+        sizes = tuple(int(k) for k in self.burst_sizes)
+        if self.bursts < 0:
+            raise ServesimError(f"bursts must be >= 0, got {self.bursts}")
+        if self.bursts and (not sizes or sizes[0] != 1 or any(k < 1 for k in sizes) or list(sizes) != sorted(set(sizes))):
+            raise ServesimError(f"burst sizes must be increasing request counts starting at 1 (the reference the "
+                                f"others are compared with), got {list(self.burst_sizes)}")
+        object.__setattr__(self, "burst_sizes", sizes)
 
 
 WARM_GAP_MIN_S = 0.0005
 WARM_GAP_SEED = 20261122
+BURST_PAUSE_S = 0.1
+"""Idle pause before each burst (s): far longer than the idle effect's time constant (~12 ms),
+so every request of every burst reaches a rested unit and k = 1 is a fair reference."""
 
 
 def warm_pauses(n: int, longest_s: float) -> np.ndarray:
@@ -114,19 +147,22 @@ def warm_pauses(n: int, longest_s: float) -> np.ndarray:
     return np.random.default_rng(WARM_GAP_SEED).permutation(pauses)
 
 
-QUICK = CampaignSettings(n_cold=3, n_warm=50, warmup=5, load_levels=(1, 2), level_s=2.0, quick=True)
-FULL = CampaignSettings(n_cold=20, n_warm=500, warmup=20, load_levels=(1, 2, 4, 8, 16, 32), level_s=10.0)
+QUICK = CampaignSettings(n_cold=3, n_warm=50, warmup=5, load_levels=(1, 2), level_s=2.0, quick=True, bursts=3)
+FULL = CampaignSettings(n_cold=20, n_warm=500, warmup=20, load_levels=(1, 2, 4, 8, 16, 32), level_s=10.0, bursts=5)
 
 
 def settings_for(quick: bool = False, *, n_cold: int | None = None, n_warm: int | None = None,
                  load_levels: Sequence[int] | None = None, level_s: float | None = None,
-                 warm_gap_s: float | None = None) -> CampaignSettings:
+                 warm_gap_s: float | None = None, burst_sizes: Sequence[int] | None = None,
+                 bursts: int | None = None) -> CampaignSettings:
     """The quick or full sizes, with any of them overridden."""
     base = QUICK if quick else FULL
-    changes = {k: v for k, v in dict(n_cold=n_cold, n_warm=n_warm, level_s=level_s, warm_gap_s=warm_gap_s).items()
-               if v is not None}
+    changes = {k: v for k, v in dict(n_cold=n_cold, n_warm=n_warm, level_s=level_s, warm_gap_s=warm_gap_s,
+                                     bursts=bursts).items() if v is not None}
     if load_levels is not None:
         changes["load_levels"] = tuple(load_levels)
+    if burst_sizes is not None:
+        changes["burst_sizes"] = tuple(burst_sizes)
     return CampaignSettings(**{**asdict(base), **changes})
 
 
@@ -184,12 +220,13 @@ class CampaignSummary:
     warm: dict[str, dict] = field(default_factory=dict)
     load: dict[str, list[LevelResult]] = field(default_factory=dict)
     knee: dict[str, int | None] = field(default_factory=dict)
+    burst: dict[str, dict[int, dict]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """A short human-readable account, one line per phase and configuration."""
         out = [f"{self.target} {self.model}: {self.rows} rows in {self.duration_s:.1f} s -> {self.out} "
                f"(run {self.run_id}; {len(self.units_measured)} units measured, {len(self.units_skipped)} resumed)"]
-        for cfg in dict.fromkeys([*self.cold, *self.warm, *self.load]):
+        for cfg in dict.fromkeys([*self.cold, *self.warm, *self.load, *self.burst]):
             c, w = self.cold.get(cfg), self.warm.get(cfg)
             if c and "cold_detected" in c:
                 out.append(f"  {cfg} cold: {c['cold_detected']} of {c['requests']} requests after {c['idle_s']:g} s "
@@ -208,6 +245,10 @@ class CampaignSummary:
                 k = self.knee[cfg]
                 out.append(f"  {cfg} knee: {k} clients" if k is not None else
                            f"  {cfg} knee: not reached (throughput still grew at the last level)")
+            for k, b in sorted(self.burst.get(cfg, {}).items()):
+                cold = (f"cold init p50 {_fmt(b.get('cold_init_ms_p50'))} ms, " if b.get("cold_requests") else "")
+                out.append(f"  {cfg} burst x{k}: {cold}warm p50 {_fmt(b.get('warm_ms_p50'))} ms "
+                           f"({b.get('ok')}/{b.get('requests')} ok)")
         return out
 
 
@@ -369,6 +410,39 @@ def closed_loop(endpoint: Endpoint, clients: int, duration_s: float, *, warmup_c
     return merged, window.get("wall", time.time())
 
 
+def burst(clients: Sequence, barrier_timeout_s: float = 60.0) -> list[Sample]:
+    """One request from each of `clients` (one `calibrate.targets.Client` per thread), all sent at
+    the same instant: each thread opens its connection first (not timed), then waits at a
+    barrier that releases them together. Returns the samples in the order of `clients`."""
+    k = len(clients)
+    barrier = threading.Barrier(k)
+    results: list[Sample | None] = [None] * k
+    failures: list[BaseException] = []
+
+    def run(i: int) -> None:
+        client = clients[i]
+        try:
+            problem = client.http.reconnect()
+            barrier.wait(timeout=barrier_timeout_s)
+            results[i] = client.call() if problem is None else Sample(time.time(), 0.0, "error", error=problem)
+        except threading.BrokenBarrierError:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            failures.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"burst-client-{i}", daemon=True) for i in range(k)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    if any(r is None for r in results):
+        raise RuntimeError("a burst's clients were not released together (barrier broken)")
+    return results  # type: ignore[return-value]
+
+
 def _level_result(level: int, samples: Sequence[Sample], t0: float) -> LevelResult:
     ok = [s for s in samples if s.status == "ok"]
     end = max((s.send_s + s.client_ms / 1000.0 for s in samples), default=t0)
@@ -400,13 +474,15 @@ def new_run_id() -> str:
 
 def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume: bool = False,
                  n_cold: int | None = None, n_warm: int | None = None, load_levels: Sequence[int] | None = None,
-                 level_s: float | None = None, warm_gap_s: float | None = None, progress: bool = True,
+                 level_s: float | None = None, warm_gap_s: float | None = None,
+                 burst_sizes: Sequence[int] | None = None, bursts: int | None = None, progress: bool = True,
                  host: dict | None = None,
                  echo: Callable[[str], None] | None = None,
                  on_unit: Callable[[str, dict], None] | None = None) -> CampaignSummary:
     """Measure `target` into the table folder `out` (see the module docstring).
 
-    `quick`: the quick sizes; `n_cold`, `n_warm`, `load_levels`, `level_s` override them.
+    `quick`: the quick sizes; `n_cold`, `n_warm`, `load_levels`, `level_s`, `warm_gap_s`,
+    `burst_sizes`, `bursts` override them.
     `resume`: continue the campaign recorded in `out` (else an existing table is refused).
     `host`: host checks already made (`calibrate.host.check_host()`), else they are made now.
     `echo`: where messages go (default: stderr, warnings in bold red). `on_unit(key, summary)`
@@ -416,7 +492,7 @@ def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume
 
     t_start = time.perf_counter()
     settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s,
-                            warm_gap_s=warm_gap_s)
+                            warm_gap_s=warm_gap_s, burst_sizes=burst_sizes, bursts=bursts)
     from calibrate.fit import MIN_COLD_REFERENCE_N  # scipy: only when a campaign runs
 
     if target.supports_cold and target.cold_after_warm and settings.n_cold > 0 and \
@@ -497,7 +573,15 @@ class _Run:
             if knee_reached(curve, st.knee_growth, st.p99_explode):
                 next_level = len(st.load_levels)
                 break
-        if warm_todo or next_level < len(st.load_levels):
+        burst_todo = []
+        if st.bursts > 0:
+            for k in self.target.burst_sizes(config, st.burst_sizes):
+                key = unit_key(config.key, "burst", k)
+                if key in self.done:
+                    self.summary.burst.setdefault(config.key, {})[k] = self._skip(key)
+                else:
+                    burst_todo.append(k)
+        if warm_todo or next_level < len(st.load_levels) or burst_todo:
             with self.target.serving(config) as endpoint:
                 warm_client = endpoint.client()
                 try:
@@ -511,6 +595,8 @@ class _Run:
                     curve.append(self.load_level(config, base, endpoint, level))
                     if knee_reached(curve, st.knee_growth, st.p99_explode):
                         break
+                for k in burst_todo:
+                    self.bursts(config, base, endpoint, k)
         if st.load_levels:
             self.summary.load[config.key] = curve
             self.summary.knee[config.key] = knee_of(curve, st.knee_growth)
@@ -585,3 +671,52 @@ class _Run:
         result = _level_result(level, [s for _, s in pairs], t0)
         self._finish(unit_key(config.key, "load", level), asdict(result), len(rows))
         return result
+
+    def bursts(self, config: TargetConfig, base: dict, endpoint: Endpoint, k: int) -> None:
+        """`settings.bursts` bursts of `k` requests (see the module docstring): per burst, on a
+        target with cold bursts, the units are reset and a cold burst recorded; then an
+        unrecorded warm burst and a recorded one."""
+        cold = self.target.cold_bursts
+        advance, _ = self.bars.task(f"{config.label} burst x{k}", self.settings.bursts)
+        clients = [endpoint.client() for _ in range(k)]
+        samples: list[tuple[bool, Sample]] = []
+        rows, seq = 0, 0
+        try:
+            for _ in range(self.settings.bursts):
+                if cold:
+                    self.target.reset_units(endpoint)
+                    time.sleep(BURST_PAUSE_S)
+                    for s in burst(clients):
+                        if s.status == "ok" and s.init_ms is None:
+                            s.status, s.error = "error", "not a cold start (no Init Duration in the REPORT line)"
+                        elif s.status == "ok" and s.init_ms == 0:  # the gateway missed the INIT RTDONE line
+                            s.status, s.error = "error", "Init Duration 0: the INIT was counted in the Duration"
+                        samples.append((True, s))
+                        self.writer.append([_row(base, "burst", k, k, seq, s)])
+                        seq += 1
+                for record in (False, True):
+                    time.sleep(BURST_PAUSE_S)
+                    got = burst(clients)
+                    if not record:
+                        continue
+                    for s in got:
+                        if s.status == "ok" and s.init_ms is not None:
+                            s.status, s.error = "error", "a cold start in a warm burst"
+                        samples.append((False, s))
+                        self.writer.append([_row(base, "burst", k, k, seq, s)])
+                        seq += 1
+                last = [s for c, s in samples[-k:]]
+                advance(1, f"{np.median([s.client_ms for s in last]):.1f} ms")
+        finally:
+            for c in clients:
+                c.close()
+        rows = len(samples)
+        ok_cold = [s for c, s in samples if c and s.status == "ok"]
+        ok_warm = [s for c, s in samples if not c and s.status == "ok"]
+        info = {"k": k, "bursts": self.settings.bursts, "requests": rows,
+                "ok": len(ok_cold) + len(ok_warm), "cold_requests": sum(c for c, _ in samples),
+                "cold_init_ms_p50": _pct([s.init_ms for s in ok_cold], 50),
+                "warm_ms_p50": _pct([s.server_ms if s.server_ms is not None else s.client_ms for s in ok_warm], 50),
+                "warm_client_ms_p50": _pct([s.client_ms for s in ok_warm], 50)}
+        self.summary.burst.setdefault(config.key, {})[k] = info
+        self._finish(unit_key(config.key, "burst", k), info, rows)

@@ -47,6 +47,9 @@ which in a long tail can sit several % from the interpolated one).
 (`sim.config.IdleEffect`) and returns the samples carried to a rested unit, which `fit_samples`
 then fits.
 
+`fit_host_share` fits how concurrent work shares the host's CPUs (`sim.config.HostShare`) from
+bursts of k simultaneous requests: the stretch of the median duration at k over k = 1.
+
 `ColdRule` decides which requests after an idle period were cold starts of a black-box endpoint
 (the ``http`` target), by comparing their latency with the warm requests of the same run.
 """
@@ -65,7 +68,8 @@ from sim.dists import parse_dist
 from sim.dists_composite import dist_cdf
 
 __all__ = ["FitReport", "Candidate", "fit_samples", "bootstrap_quantile_ci", "bimodality",
-           "fit_memory_scaling", "fit_idle_effect", "IdleFit", "ColdRule", "LAMBDA_MB_PER_VCPU", "KS_ALPHA",
+           "fit_memory_scaling", "fit_idle_effect", "IdleFit", "ColdRule", "fit_host_share", "fit_stretch",
+           "HostShareFit", "StretchFit", "LAMBDA_MB_PER_VCPU", "KS_ALPHA",
            "P99_TOL"]
 
 FAMILIES = ("lognorm", "gamma", "weibull_min", "expon")
@@ -760,3 +764,176 @@ class ColdRule:
                         f"warm median + {COLD_MIN_EXTRA_MS:g} ms); extra = latency - warm median",
                 "warm_n": self.n, "warm_median_ms": _r(self.median_ms), "warm_p99_ms": _r(self.p99_ms),
                 "warm_p999_ms": _r(self.p999_ms), "threshold_ms": _r(self.threshold_ms)}
+
+
+# -- host share (bursts of simultaneous requests) ------------------------------------------------------
+
+MIN_BURST_N = 3
+HOST_MIN_STRETCH = 0.10
+HOST_ALPHA = 0.01
+INIT_CORES = 1.0
+"""The convention that fixes the unit of `HostShare.cores` for Lambda: an INIT (a fresh Python
+process importing the handler and loading the model) is single-threaded, so it uses one core
+when alone; `cores` is then the host's capacity in INITs run at full speed."""
+
+
+@dataclass
+class StretchFit:
+    """How one kind of job (INIT, or warm work) stretches when k of them start together:
+    `m` = cores / demand (None when not identified, `reason` says why), `points` per k (n,
+    median, stretch against k = 1, the rule's p-value, the fitted stretch), and the samples by
+    k (`samples`, for the plot)."""
+
+    m: float | None
+    points: list[dict]
+    samples: dict[int, np.ndarray]
+    reason: str | None = None
+    rms_log: float | None = None
+
+    def meta(self) -> dict:
+        out = {"m": _r(self.m), "points": self.points}
+        if self.rms_log is not None:
+            out["rms_log_residual"] = _r(self.rms_log)
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+def stretch_model(k, m: float) -> np.ndarray:
+    """Equal jobs started together, each needing `cap` cores, sharing `cores` (m = cores / cap)
+    by processor sharing: each takes max(1, k / m) times as long as alone."""
+    return np.maximum(1.0, np.asarray(k, dtype=float) / m)
+
+
+def fit_stretch(samples: dict[int, Sequence[float]]) -> StretchFit:
+    """m = cores / demand from durations (ms) of jobs measured in bursts of k (k -> durations).
+
+    Per k: the median duration, and its stretch r_k = median_k / median_1. m minimises
+    sum over k > 1 of (log r_k - log max(1, k / m))^2: a grid of 4000 values of log m from
+    m = 1 to 4 * max k, refined by a bounded Brent search around the best. (m below 1, a job
+    that cannot get its demand even alone, stretches k = 1 too: relative to it every k then
+    stretches by k, as at m = 1, so m is taken >= 1.) **Identified**
+    when some k > 1 shows a stretch clearly above noise: r_k >= 1 + `HOST_MIN_STRETCH` (10 %)
+    *and* a one-sided Mann-Whitney test that the durations at k exceed those at k = 1 rejects
+    at `HOST_ALPHA` (0.01); each k needs `MIN_BURST_N` (3) durations, k = 1 too. Otherwise m is
+    None and `reason` says why (no stretch seen means m >= max k: the demand is not identified).
+    """
+    data = {int(k): np.asarray(v, dtype=float) for k, v in samples.items()}
+    data = {k: v[np.isfinite(v) & (v > 0)] for k, v in sorted(data.items())}
+    if 1 not in data or data[1].size < MIN_BURST_N:
+        return StretchFit(None, [], data, f"at least {MIN_BURST_N} durations at k = 1 are needed (the reference)")
+    base = float(np.median(data[1]))
+    points, clear = [], []
+    for k, v in data.items():
+        if v.size < MIN_BURST_N:
+            continue
+        r = float(np.median(v)) / base
+        p = None
+        if k > 1:
+            p = float(st.mannwhitneyu(v, data[1], alternative="greater").pvalue)
+            if r >= 1.0 + HOST_MIN_STRETCH and p < HOST_ALPHA:
+                clear.append(k)
+        points.append({"k": k, "n": int(v.size), "median_ms": _r(float(np.median(v))), "stretch": _r(r),
+                       "p_value": _r(p)})
+    ks = np.array([pt["k"] for pt in points if pt["k"] > 1], dtype=float)
+    if ks.size == 0:
+        return StretchFit(None, points, data, f"no burst size above 1 with at least {MIN_BURST_N} durations")
+    logr = np.log([pt["stretch"] for pt in points if pt["k"] > 1])
+
+    def loss(log_m: float) -> float:
+        return float(np.sum((logr - np.log(stretch_model(ks, math.exp(log_m)))) ** 2))
+
+    lo, hi = 0.0, math.log(4.0 * ks.max())
+    grid = np.linspace(lo, hi, 4000)
+    vals = np.array([loss(g) for g in grid])
+    i = int(np.argmin(vals))
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    best = grid[i]
+    if b > a:
+        res = minimize_scalar(loss, bounds=(a, b), method="bounded", options={"xatol": 1e-6})
+        if res.fun <= vals[i]:
+            best = float(res.x)
+    m = math.exp(best)
+    rms = math.sqrt(loss(best) / ks.size)
+    for pt in points:
+        pt["fitted"] = _r(float(stretch_model(pt["k"], m)))
+    if not clear:
+        top = max(points, key=lambda pt: pt["stretch"] if pt["k"] > 1 else -1)
+        return StretchFit(None, points, data,
+                          f"no burst size shows a stretch clearly above noise (largest: x{top['stretch']:.3g} at "
+                          f"k = {top['k']}, p = {top['p_value']:.2g}; the rule: >= x{1 + HOST_MIN_STRETCH:g} and "
+                          f"Mann-Whitney p < {HOST_ALPHA:g}): the demand is not identified", rms)
+    return StretchFit(m, points, data, None, rms)
+
+
+@dataclass
+class HostShareFit:
+    """`fit_host_share`'s answer: `cores`, `init_cores`, `work_cores` (cores None: not
+    identified, `reason` says why), the two stretch fits, and the profile's mapping (`entry`)."""
+
+    cores: float | None
+    init_cores: float
+    work_cores: float
+    init: StretchFit | None
+    work: StretchFit | None
+    reason: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def entry(self) -> dict:
+        """The profile entry's ``host_share`` (``{cores, init_cores, work_cores, fit}``)."""
+        fit: dict = {"model": "stretch(k) = max(1, k * demand / cores) for k equal jobs started together",
+                     "rule": f"identified when some k shows median stretch >= x{1 + HOST_MIN_STRETCH:g} over k = 1 "
+                             f"and a one-sided Mann-Whitney test rejects at {HOST_ALPHA:g} "
+                             f"(at least {MIN_BURST_N} durations per k)"}
+        if self.init is not None:
+            fit["init"] = {"column": "init_ms (cold bursts)", **self.init.meta()}
+        if self.work is not None:
+            fit["work"] = {"column": "server_ms (warm bursts)", **self.work.meta()}
+        if self.notes:
+            fit["notes"] = list(self.notes)
+        if self.reason is not None:
+            fit["reason"] = self.reason
+        if self.cores is None:
+            return {"cores": None, "fit": fit}
+        return {"cores": _r(self.cores), "init_cores": _r(self.init_cores), "work_cores": _r(self.work_cores),
+                "fit": fit}
+
+
+def fit_host_share(init_ms: dict[int, Sequence[float]] | None, work_ms: dict[int, Sequence[float]] | None
+                   ) -> HostShareFit:
+    """The host share (`sim.config.HostShare`) from bursts: `init_ms` maps k to the Init
+    Durations of cold bursts of k (Lambda; None for a server), `work_ms` k to the durations of
+    warm bursts of k. Each is fitted by `fit_stretch` (m = cores / demand).
+
+    Lambda (`init_ms` given): the convention `INIT_CORES` = 1 (an INIT is single-threaded:
+    Python's imports and the model load) fixes the unit, so cores = m_init and work_cores =
+    m_init / m_work. INIT must be identified (else cores is None). When the warm work is not
+    (no stretch seen up to the largest k, K), work_cores = m_init / K: the largest demand that
+    predicts no stretch up to K, as measured (a note says so). Server (`init_ms` None): each
+    worker's request is the unit, work_cores = 1 and cores = m_work (None when not identified)."""
+    init = fit_stretch(init_ms) if init_ms else None
+    work = fit_stretch(work_ms) if work_ms else None
+    if init_ms is None:
+        if work is None:
+            return HostShareFit(None, INIT_CORES, 1.0, None, None, "no warm bursts measured")
+        if work.m is None:
+            return HostShareFit(None, INIT_CORES, 1.0, None, work, f"work: {work.reason}")
+        return HostShareFit(work.m, INIT_CORES, 1.0, None, work,
+                            notes=("work_cores = 1: each request in a worker is the unit; cores = m_work",))
+    if init is None or init.m is None:
+        return HostShareFit(None, INIT_CORES, 1.0, init, work,
+                            f"INIT: {init.reason if init is not None else 'no cold bursts measured'}")
+    notes = [f"init_cores = {INIT_CORES:g} by convention: an INIT is single-threaded (Python's imports and the "
+             "model load), so cores = m_init is the host's capacity in INITs at full speed"]
+    if work is not None and work.m is not None:
+        work_cores = init.m / work.m
+        notes.append("work_cores = m_init / m_work")
+    elif work is not None and work.points:
+        k_max = max(pt["k"] for pt in work.points)
+        work_cores = init.m / k_max
+        notes.append(f"work_cores = m_init / {k_max}: an upper bound, the largest demand that predicts no stretch "
+                     f"up to k = {k_max} as measured (warm work not identified: {work.reason})")
+    else:
+        work_cores = 1.0
+        notes.append("work_cores = 1: no warm bursts measured (a default, not a measurement)")
+    return HostShareFit(init.m, INIT_CORES, work_cores, init, work, notes=tuple(notes))

@@ -12,6 +12,10 @@ One PNG, three panels:
 `plot_idle` draws an idle-effect fit (`calibrate.fit.fit_idle_effect`): each warm request's
 duration against the idle time before it (log x), the medians per bin, and the fitted curve.
 
+`plot_host_share` draws a host-share fit (`calibrate.fit.fit_host_share`): each burst
+duration over the median at k = 1 against k (INIT of cold bursts, warm work), the medians, and
+the fitted curves max(1, k / m).
+
 Drawn with matplotlib's Agg canvas directly (no pyplot, no global state), written atomically.
 """
 from __future__ import annotations
@@ -26,9 +30,9 @@ from sim.atomic import atomic_path
 from sim.dists import parse_dist
 from sim.dists_composite import dist_cdf, dist_pdf
 
-from .fit import FitReport, IdleFit
+from .fit import FitReport, HostShareFit, IdleFit, stretch_model
 
-__all__ = ["plot_fit", "plot_idle"]
+__all__ = ["plot_fit", "plot_idle", "plot_host_share"]
 
 
 def _qq_positions(n: int) -> np.ndarray:
@@ -132,4 +136,43 @@ def plot_idle(fit: IdleFit, path: str | Path, title: str) -> Path:
     fig.suptitle(f"{title} — idle effect, n={fit.x_ms.size}: {head}", fontsize=10)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
+    return path
+
+
+def plot_host_share(fit: HostShareFit, path: str | Path, title: str) -> Path:
+    """Write the stretch-against-k PNG of a host-share fit to `path`; returns it."""
+    path = Path(path)
+    fig = Figure(figsize=(7, 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    k_max = 1
+    for i, (name, sf) in enumerate((("INIT (cold bursts)", fit.init), ("warm work", fit.work))):
+        if sf is None or not sf.points:
+            continue
+        color = f"C{i}"
+        base = next(pt["median_ms"] for pt in sf.points if pt["k"] == 1)
+        for k, v in sf.samples.items():
+            if v.size:
+                jitter = (np.arange(v.size) / max(v.size - 1, 1) - 0.5) * 0.12 + (i - 0.5) * 0.08
+                ax.plot(k + jitter, v / base, ".", color=color, alpha=0.35, ms=4)
+                k_max = max(k_max, k)
+        ks = [pt["k"] for pt in sf.points]
+        ax.plot(ks, [pt["stretch"] for pt in sf.points], "o", color=color, ms=8, mfc="none", mew=1.8,
+                label=f"{name}: median stretch")
+        if sf.m is not None:
+            grid = np.linspace(1, max(ks), 200)
+            ax.plot(grid, stretch_model(grid, sf.m), "-", color=color, lw=1.6, label=f"{name}: max(1, k / {sf.m:.3g})")
+        else:
+            ax.plot([], [], " ", label=f"{name}: not identified")
+    ax.axhline(1.0, color="grey", lw=0.6, ls=":")
+    ax.set_xticks(range(1, k_max + 1))
+    ax.set_xlabel("requests started together (k)")
+    ax.set_ylabel("duration / median at k = 1")
+    share = ("not identified" if fit.cores is None else
+             f"cores {fit.cores:.3g}, init_cores {fit.init_cores:g}, work_cores {fit.work_cores:.3g}")
+    ax.set_title(f"{title}: {share}", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     return path

@@ -41,6 +41,12 @@ What is taken from the table (only rows with status ``ok`` are fitted; every sta
   and the idle time before them as measured (send time minus the latest completion before
   it); ``counts`` the status counts per phase. The load levels' knee, if any, rides in
   ``service_ms.fit.knee`` as for servers.
+- **Host share** (``host_share``, `calibrate.fit.fit_host_share`), when the configuration has
+  rows of phase ``burst`` (k requests sent at once, ``level`` = k): Lambda-like entries from the
+  ok cold-burst rows' ``init_ms`` (those with an Init Duration) and the warm-burst rows'
+  ``server_ms``, by k; server entries from the warm bursts' ``server_ms`` (the app's inference
+  time; ``client_ms`` where it has none). ``{cores, init_cores, work_cores, fit}``, or
+  ``{cores: null, fit: {reason, ...}}`` when the stretch is not identified.
 - **Memory scaling** (``lambda_scaling``, top level, keyed by architecture, for every architecture
   measured at two or more memory sizes): `calibrate.fit.fit_memory_scaling` on the same warm
   samples as ``warm_ms`` (rested ones when an idle effect was found).
@@ -73,7 +79,7 @@ from sim.atomic import write_text
 from sim.errors import ConfigError
 from sim.profile import SCHEMA
 
-from .fit import FitReport, IdleFit, fit_idle_effect, fit_memory_scaling, fit_samples
+from .fit import FitReport, HostShareFit, IdleFit, fit_host_share, fit_idle_effect, fit_memory_scaling, fit_samples
 from .table import COLUMNS
 
 __all__ = ["profile_from_table", "fit_measurements", "write_profile", "read_table", "table_sha256",
@@ -82,7 +88,7 @@ __all__ = ["profile_from_table", "fit_measurements", "write_profile", "read_tabl
 KNEE_P99_FACTOR = 2.0
 KNEE_MIN_GROWTH = 0.05
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_STATUS_PHASES = ("cold", "warm", "load")
+_STATUS_PHASES = ("cold", "warm", "load", "burst")
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -211,6 +217,27 @@ def _idle_entry(idle: IdleFit) -> dict:
     return {"idle_effect": {"hot_ratio": idle.meta["hot_ratio"], "tau_ms": idle.meta["tau_ms"], "fit": fit}}
 
 
+def _by_k(rows: pd.DataFrame, column: str) -> dict[int, np.ndarray]:
+    return {int(k): _values(g, column) for k, g in rows.groupby("level", dropna=True)}
+
+
+def _host_share(grp: pd.DataFrame, label: str, fits: list, lambda_like: bool) -> dict:
+    """The entry's ``host_share`` from its burst rows (empty when it has none; see the module
+    docstring), its fit appended to `fits` for the plot."""
+    bursts = grp[(grp["phase"] == "burst") & (grp["status"] == "ok")]
+    if not (grp["phase"] == "burst").any():
+        return {}
+    if lambda_like:
+        cold = bursts[bursts["init_ms"].notna()]
+        warm = bursts[bursts["init_ms"].isna()]
+        result = fit_host_share(_by_k(cold, "init_ms"), _by_k(warm, "server_ms"))
+    else:
+        column = "server_ms" if _values(bursts, "server_ms").size else "client_ms"
+        result = fit_host_share(None, _by_k(bursts, column))
+    fits.append((label, None, result))
+    return {"host_share": result.entry()}
+
+
 def _throughput(load: pd.DataFrame) -> tuple[list[dict], int]:
     points: list[dict] = []
     dropped = 0
@@ -280,6 +307,7 @@ def _lambda_entries(df: pd.DataFrame, source: str | None, fits: list) -> tuple[l
                  "cold_init_ms": _spec_with_fit(rep_cold, column="init_ms")}
         if idle.reason is None:
             entry.update(_idle_entry(idle))
+        entry.update(_host_share(grp, f"{name}-host_share", fits, lambda_like=True))
         mm = _values(ok, "max_memory_mb")
         if mm.size:
             entry["max_memory_mb"] = float(mm.max())
@@ -318,6 +346,7 @@ def _server_entries(df: pd.DataFrame, source: str | None, fits: list) -> list[di
         entry: dict = {"instance_type": it, "workers": workers, "service_ms": _spec_with_fit(rep, **meta)}
         if idle.reason is None:
             entry.update(_idle_entry(idle))
+        entry.update(_host_share(grp, f"{name}-host_share", fits, lambda_like=False))
         boot = _values(ok[ok["phase"] == "cold"], "init_ms") / 1000.0
         if boot.size:
             rep_boot = _fit(f"{name}-boot_s", boot, fits, source or "<table>")
@@ -443,18 +472,20 @@ def profile_from_table(df: pd.DataFrame, *, source_path: str | Path | None = Non
 def fit_measurements(table_path, out_path: str | Path, *, plots_dir: str | Path | None = None) -> dict:
     """`servesim fit`: read the table (or several tables of the same model, e.g. a local-lambda and a
     local-server campaign, into one profile), fit, write the profile atomically (and one diagnostic
-    PNG per fitted distribution, and one of each idle-effect fit, into `plots_dir`, named
-    ``<entry>-<key>.png``); returns the profile."""
+    PNG per fitted distribution, one of each idle-effect fit and one of each host-share fit, into
+    `plots_dir`, named ``<entry>-<key>.png``); returns the profile."""
     if isinstance(table_path, (list, tuple)):
         table_path = list(table_path) if len(table_path) > 1 else table_path[0]
     df = pd.concat([read_table(p) for p in table_path], ignore_index=True) \
         if isinstance(table_path, list) else read_table(table_path)
     profile, fits = _build(df, table_path)
     if plots_dir is not None:
-        from .fitplots import plot_fit, plot_idle  # matplotlib only when asked for
+        from .fitplots import plot_fit, plot_host_share, plot_idle  # matplotlib only when asked for
 
         for label, x, report in fits:
-            if isinstance(report, IdleFit):
+            if isinstance(report, HostShareFit):
+                plot_host_share(report, Path(plots_dir) / f"{label}.png", label)
+            elif isinstance(report, IdleFit):
                 if report.idle_s.size:
                     plot_idle(report, Path(plots_dir) / f"{label}.png", label)
             else:

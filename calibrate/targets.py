@@ -10,7 +10,11 @@ A `Target` is one model deployed on one kind of platform. It lists its configura
   `call()` sends one request and measures it.
 
 The campaign (`calibrate.campaign`) does the rest the same way for every target: how many cold
-starts, the warm-up, the sequential warm requests, the closed-loop load levels and the knee.
+starts, the warm-up, the sequential warm requests, the closed-loop load levels and the knee,
+and the bursts of k simultaneous requests for the targets that run on this host
+(``burst_sizes(config, sizes)``: the sizes it can measure, none by default; with
+``cold_bursts``, ``reset_units(endpoint)`` retires every unit so that the next requests each
+start a new one).
 Every process a target starts is stopped when its context exits, also on Ctrl-C.
 
 Implementations:
@@ -28,7 +32,9 @@ Implementations:
   `billed_ms` and `max_memory_mb`; the limit column is the gateway's ``Servesim CPU Limit``.
   Cold starts run on a separate gateway with ``keep_alive_s=0``, waiting before each one until
   its status shows no environment left, so every one is a new environment; a 429 is
-  ``throttled``.
+  ``throttled``. Cold bursts use the gateway's UpdateFunctionConfiguration (an empty update: as
+  on AWS, every later invocation runs in a new environment; the idle ones are stopped before
+  the answer), then wait until its status shows no environment left.
 - `HttpTarget`: any URL, as a black box: client-side times and statuses only. With an idle time
   it measures cold starts too: one request after each idle period, called a cold start when its
   latency is clearly outside the warm distribution of the same run (`calibrate.fit.ColdRule`);
@@ -232,6 +238,18 @@ class Target:
         """Requests to send, unrecorded, before the warm phase (on top of the campaign's own)."""
         return 0
 
+    cold_bursts = False
+    """True: each burst is first measured cold (`reset_units` before it), then warm."""
+
+    def burst_sizes(self, config: TargetConfig, sizes: Sequence[int]) -> list[int]:
+        """Of `sizes`, the burst sizes this target measures for `config` (none: it does not run
+        on this host, so bursts say nothing of this host's CPUs)."""
+        return []
+
+    def reset_units(self, endpoint: Endpoint) -> None:
+        """Retire every unit of the running `endpoint`, so that each next request starts a new one."""
+        raise NotImplementedError
+
     def session(self) -> contextlib.AbstractContextManager:
         """Entered around the whole campaign: cloud targets deploy here and tear down on exit."""
         return contextlib.nullcontext()
@@ -324,6 +342,10 @@ class LocalServerTarget(Target):
 
     def warmup_requests(self, config: TargetConfig) -> int:
         return 3 * int(config.fields["workers"])  # every worker's first inference is slower
+
+    def burst_sizes(self, config: TargetConfig, sizes: Sequence[int]) -> list[int]:
+        """Warm bursts of at most one request per worker (more queue: the load levels measure that)."""
+        return [int(k) for k in sizes if int(k) <= int(config.fields["workers"])]
 
     def describe(self) -> dict:
         return {**super().describe(), "workers": self.workers_list, "cpus": self.cpus, "threads": self.threads}
@@ -475,6 +497,28 @@ class LocalLambdaTarget(Target):
 
     def serving(self, config: TargetConfig) -> contextlib.AbstractContextManager[Endpoint]:
         return self._gateway(config, keep_alive_s=self.keep_alive_s, concurrency_limit=self.concurrency_limit)
+
+    cold_bursts = True
+
+    def burst_sizes(self, config: TargetConfig, sizes: Sequence[int]) -> list[int]:
+        """Bursts up to the concurrency limit (more would be throttled)."""
+        return [int(k) for k in sizes if int(k) <= self.concurrency_limit]
+
+    def reset_units(self, endpoint: Endpoint, timeout_s: float = 30.0) -> None:
+        """An empty UpdateFunctionConfiguration (every environment retired, the idle ones stopped
+        before the answer, as on AWS), then wait until the status shows none left."""
+        import urllib.request
+
+        base, function = endpoint.info["url"], endpoint.info["function"]
+        req = urllib.request.Request(f"{base}/2015-03-31/functions/{function}/configuration", data=b"{}",
+                                     method="PUT", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+            r.read()
+        deadline = time.monotonic() + timeout_s
+        while _get_json(base + "/servesim/status")["environments"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"local-lambda: environments were not retired within {timeout_s:g} s")
+            time.sleep(0.005)
 
     def describe(self) -> dict:
         return {**super().describe(), "memory_mb": self.memory_list, "architecture": self.architecture,

@@ -22,6 +22,16 @@ arrivals with the scenario's profile, and compare.
    targets, since that is what `warm_ms`/`cold_init_ms` were fitted to; the client's is the
    server's and the black box's. Client-side Lambda figures are shown too, for information.
 
+**Host share.** The local targets run on this host, where concurrent work shares the CPUs
+(every Lambda environment, the gateway and the replay client; the server's workers): for
+local-lambda and local-server the prediction uses the host share measured in the profile entry
+of the platform (`sim.profile.LambdaEntry.host` / `ServerEntry.host`: Lambda by memory size and
+architecture, else the nearest measured size; servers by instance type and workers), unless
+the scenario sets the platform's ``host`` itself, which wins. AWS and http targets run
+elsewhere: their prediction has no host share (a scenario's is dropped, with a note).
+``validation.json`` records which one was used (``host_share``: source, cores, init_cores,
+work_cores).
+
 **No self-fulfilling checks.** The prediction's profile must come from a separate calibration:
 a platform whose service times are inline (no profile) is refused unless `allow_inline`, and a
 profile whose measurement table is the replay's own (same sha256), or that was measured after
@@ -182,6 +192,50 @@ def _inline_service(scenario, platform) -> bool:
         if raw.get("name") == platform.name:
             return "service" in raw
     return False
+
+
+def host_share_for(platform, profile, target_kind: str, scenario=None) -> tuple[Any, dict]:
+    """The platform to predict with, its `host` set for `target_kind` (see the module docstring),
+    and the record for validation.json: ``{source: scenario | profile | none, cores, init_cores,
+    work_cores}`` (with a ``note`` when none applies)."""
+    import dataclasses
+
+    from sim.config import LambdaConfig
+
+    explicit = platform.host is not None and _raw_platform(scenario, platform).get("host") is not None
+    if target_kind not in ("local-lambda", "local-server"):
+        rec: dict = {"source": "none", "note": f"{target_kind} runs elsewhere: no host share"}
+        if platform.host is not None:
+            rec["note"] += " (the scenario's was dropped)"
+        return dataclasses.replace(platform, host=None), rec
+    if explicit:
+        share, source = platform.host, "scenario"
+    else:
+        entry = None
+        if profile is not None:
+            if isinstance(platform, LambdaConfig):
+                entry = (profile.lambda_entry(platform.memory_mb, platform.architecture)
+                         or profile.nearest_lambda_entry(platform.memory_mb, platform.architecture))
+            else:
+                entry = profile.server_entry(platform.instance_type, platform.workers_per_instance)
+        share, source = (entry.host if entry is not None else None), "profile"
+        if share is None:
+            why = ("no profile" if profile is None else "no matching profile entry" if entry is None else
+                   (entry.fit.get("host_share") or {}).get("reason") or "the profile entry has no host_share")
+            return dataclasses.replace(platform, host=None), {"source": "none", "note": f"no host share: {why}"}
+        if isinstance(platform, LambdaConfig) and entry.memory_mb != platform.memory_mb:
+            source = f"profile (entry at {entry.memory_mb} MB, the nearest measured)"
+    rec = {"source": source, "cores": share.cores, "init_cores": share.init_cores, "work_cores": share.work_cores}
+    return dataclasses.replace(platform, host=share), rec
+
+
+def _raw_platform(scenario, platform) -> Mapping:
+    if scenario is None:
+        return {}
+    for raw in scenario.raw.get("platforms", []) or []:
+        if isinstance(raw, Mapping) and raw.get("name") == platform.name:
+            return raw
+    return {}
 
 
 # -- targets ---------------------------------------------------------------------------------------
@@ -472,7 +526,8 @@ def validate(scenario, target_kind: str, out_dir: str | Path, *, duration_s: flo
               for i in sent]
     measured = measured_frame(m_rows, lambda_like)
 
-    predicted, summary = _predict(scenario, platform, offsets, duration_s, pricing)
+    predict_platform, host_record = host_share_for(platform, profile, target_kind, scenario)
+    predicted, summary = _predict(scenario, predict_platform, offsets, duration_s, pricing)
     cost = dict(summary["cost_usd"])
     if not isinstance(platform, LambdaConfig):
         cost["instance_s"] = summary["instances"]["mean"] * duration_s
@@ -492,6 +547,7 @@ def validate(scenario, target_kind: str, out_dir: str | Path, *, duration_s: flo
             "profile": None if profile is None else {"path": str(profile.path), "measured_at": profile.measured.at,
                                                      "target": profile.measured.target,
                                                      "table_sha256": profile.measured.table_sha256},
+            "host_share": host_record,
             "comparison": rows, "notes": notes, "plots": [str(p) for p in v.plots]}
     write_text(out / "validation.json", json.dumps(meta, indent=1, default=str) + "\n")
     return v

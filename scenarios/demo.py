@@ -134,7 +134,7 @@ def run_demo(out_dir: str | Path, *, echo: Callable[[str], None] = print, progre
 
     meas = out / "measurements"
     sizes = dict(host=check_host(), quick=True, n_cold=n_cold, n_warm=n_warm, load_levels=[1, 2], level_s=2.0, progress=progress,
-                 echo=echo)
+                 burst_sizes=[1, 2, 4], bursts=3, echo=echo)
     for name, target in (("lambda", LocalLambdaTarget(MODEL, list(MEMORY_MB))),
                          ("server", LocalServerTarget(MODEL, [2], cpus=2, instance_type="c6i.large"))):
         table = meas / f"{name}.parquet"

@@ -32,6 +32,16 @@ entry's ``boot_s`` is the default ``autoscaling.boot_s``. The idle effect
 service_ms: inline beside an inline one (none if not given), else the profile entry's. With autoscaling, ``instances`` (or
 ``autoscaling.initial``) is the initial fleet size, by default ``min``.
 
+**Host share** (``host``, lambda and ec2, `sim.config.HostShare`): concurrent work sharing one
+host's CPUs. ``host: {cores: 1.7, init_cores: 1, work_cores: 1}`` inline (init_cores and
+work_cores default to 1), or ``host: profile``: the one measured in the profile entry the
+service times come from (``host_share``, fitted from bursts of simultaneous requests on a local
+target; an error if that entry has none). The default (absent, ``host: none`` or ``null``) is no sharing:
+on AWS every Lambda environment has its own CPU share (memory / 1769 vCPU), and an EC2 worker
+has a CPU of its own; sharing is what the local targets on a small machine show, and an
+instance running more busy workers than it has vCPUs. Sweepable like any key
+(``lambda.host: [none, profile]``, ``platforms.lambda-2g.host.cores: [1, 2, 4]``).
+
 **k8s-function** (OpenFaaS or Knative on a Kubernetes cluster, `K8sFunctionConfig`)::
 
     - name: openfaas
@@ -139,7 +149,7 @@ from sim.config import (
 )
 from sim.dists import Constant, Distribution, parse_dist
 from sim.errors import ConfigError, check_keys, read_user_file
-from sim.profile import Profile, load_profile, parse_idle_effect
+from sim.profile import Profile, load_profile, parse_host_share, parse_idle_effect
 from sim.run import ENGINES
 from sim.units import parse_duration_s
 from traces.base import ArrivalSource
@@ -435,6 +445,31 @@ def _service(p: Mapping, ctx: _Ctx, key: str, keys: tuple[str, ...], entry: Any,
     return out
 
 
+def _host(p: Mapping, ctx: _Ctx, key: str, entry: Any, profile: _ProfileRef, wanted: str):
+    """The platform's ``host`` (see the module docstring): None, inline, or the profile entry's."""
+    v = p.get("host")
+    if v is None or v == "none":
+        return None
+    if v == "profile":
+        if entry is None:
+            where = (f"the profile {profile.profile.path} has no entry for {wanted}" if profile.profile is not None
+                     else "the scenario has no profile")
+            raise ConfigError(ctx.source, f"{key}.host", f"'profile' only when the service times come from a profile "
+                              f"entry ({where}); or an inline {{cores: ..., init_cores: 1, work_cores: 1}}", v)
+        if entry.host is None:
+            reason = (entry.fit.get("host_share") or {}).get("reason")
+            why = (f"its host share was not identified: {reason}" if reason else
+                   "it has no host_share (calibrate a local target with bursts: --bursts > 0)")
+            raise ConfigError(ctx.source, f"{key}.host", f"a profile entry with a measured host share, but the "
+                              f"entry for {wanted} in {profile.profile.path} has none ({why}); or an inline "
+                              "{cores: ..., init_cores: 1, work_cores: 1}", v)
+        return entry.host
+    if isinstance(v, str):
+        raise ConfigError(ctx.source, f"{key}.host", "'profile', 'none' (or null), or a mapping such as {cores: 1.7, "
+                          "init_cores: 1, work_cores: 1}", v)
+    return parse_host_share(v, ctx.source, f"{key}.host", allow_null=False, allow_fit=False)[0]
+
+
 def _name(p: Mapping, ctx: _Ctx, key: str) -> str:
     if "name" not in p:
         raise ConfigError(ctx.source, f"{key}.name", "a platform name (this key is required)")
@@ -445,7 +480,7 @@ def _name(p: Mapping, ctx: _Ctx, key: str) -> str:
 
 
 def _lambda(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef) -> LambdaConfig:
-    check_keys(p, ("name", "kind", *_LAMBDA, "service", "cold_init_scale"), source=ctx.source, key=key)
+    check_keys(p, ("name", "kind", *_LAMBDA, "service", "cold_init_scale", "host"), source=ctx.source, key=key)
     name = _name(p, ctx, key)
     kw = {**_defaults(LambdaConfig), **_read(p, _LAMBDA, ctx, key)}
     if kw["provisioned_concurrency"] > kw["concurrency_limit"]:
@@ -458,6 +493,7 @@ def _lambda(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef) -> LambdaConf
         entry, note = _interpolated_entry(profile.profile, memory, arch, kw["allow_extrapolation"], ctx, key)
     service = _service(p, ctx, key, _LAMBDA_SERVICE, entry, profile, name,
                        f"memory_mb={memory}, architecture={arch}")
+    kw["host"] = _host(p, ctx, key, entry, profile, f"memory_mb={memory}, architecture={arch}")
     if "cold_init_scale" in p:  # a what-if on the cold start's duration, measured or inline
         f = _number(0, strict=True)(p["cold_init_scale"], ctx, f"{key}.cold_init_scale")
         service["cold_init_ms"] = service["cold_init_ms"].scaled(f)
@@ -519,13 +555,14 @@ def _autoscaling(p: Mapping, ctx: _Ctx, key: str, boot_default: Distribution | N
 
 
 def _ec2(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef) -> EC2Config:
-    check_keys(p, ("name", "kind", *_EC2, "autoscaling", "service"), source=ctx.source, key=key)
+    check_keys(p, ("name", "kind", *_EC2, "autoscaling", "service", "host"), source=ctx.source, key=key)
     name = _name(p, ctx, key)
     kw = {**_defaults(EC2Config), **_read(p, _EC2, ctx, key)}
     itype, workers = kw["instance_type"], kw["workers_per_instance"]
     wanted = f"instance_type={itype}, workers={workers}"
     entry = profile.profile.server_entry(itype, workers) if profile.profile else None
     service = _service(p, ctx, key, _EC2_SERVICE, entry, profile, name, wanted)
+    kw["host"] = _host(p, ctx, key, entry, profile, wanted)
     if "autoscaling" in p:
         no_boot = (f"the profile has no boot_s for {wanted}" if profile.profile is not None
                    else "the scenario has no profile to take it from")

@@ -9,7 +9,8 @@ frozen dataclasses. Reading one has no side effects. Format, ``schema: servesim.
                   "versions": {"onnxruntime": "1.20"}, "table_sha256": "<hex>"},
      "lambda": [{"memory_mb": 1024, "architecture": "x86_64",
                  "warm_ms": <dist spec>, "cold_init_ms": <dist spec>, "max_memory_mb": 180,
-                 "idle_effect": {"hot_ratio": 0.65, "tau_ms": 12.0}}],
+                 "idle_effect": {"hot_ratio": 0.65, "tau_ms": 12.0},
+                 "host_share": {"cores": 1.7, "init_cores": 1, "work_cores": 1}}],
      "server": [{"instance_type": "c6i.large", "workers": 2,
                  "service_ms": <dist spec>, "boot_s": <dist spec, optional>,
                  "idle_effect": {"hot_ratio": 0.62, "tau_ms": 14.0},
@@ -25,7 +26,12 @@ Required: ``schema``, ``model.name``, ``measured.target``, and at least one entr
 digits, the measurement table's Parquet file), ``max_memory_mb``, ``boot_s``, ``throughput``
 (points in increasing concurrency), ``idle_effect`` (`sim.config.IdleEffect`: how the warm or
 service time depends on the idle time before a request; ``warm_ms`` / ``service_ms`` are then
-the times of a request reaching a rested unit; it may carry a ``fit`` key like a dist spec).
+the times of a request reaching a rested unit; it may carry a ``fit`` key like a dist spec),
+``host_share`` (`sim.config.HostShare`, Lambda and server entries: how concurrent work shared
+the CPUs of the host it was measured on, fitted from bursts of simultaneous requests;
+``{cores, init_cores, work_cores, fit}``, init_cores and work_cores default 1, or ``{cores:
+null, fit: {reason: ...}}`` when the calibration measured bursts but identified no sharing: the
+entry's `host` is then None and the reason stays in its ``fit``).
 
 A dist spec is the one of `sim.dists` (``{"dist": "lognorm", "s": 0.4, "scale": 95}``); units
 are in the key (``warm_ms`` in ms, ``boot_s`` in seconds). Inside a profile it may carry a
@@ -56,13 +62,13 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .config import ARCHITECTURES, IdleEffect
+from .config import ARCHITECTURES, HostShare, IdleEffect
 
 from .dists import Distribution, parse_dist
 from .errors import ConfigError, check_keys, read_user_file
 
 __all__ = ["SCHEMA", "Profile", "ModelInfo", "Measurement", "LambdaEntry", "ServerEntry", "HttpEntry",
-           "ThroughputPoint", "load_profile", "profile_from_dict", "parse_idle_effect"]
+           "ThroughputPoint", "load_profile", "profile_from_dict", "parse_idle_effect", "parse_host_share"]
 
 SCHEMA = "servesim.profile/1"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -100,6 +106,9 @@ class LambdaEntry:
     fit: Mapping[str, Mapping] = field(default_factory=dict)
     """Goodness of fit per distribution key (``{"warm_ms": {"n": .., "ks": .., ...}}``)."""
     idle: IdleEffect | None = None
+    host: HostShare | None = None
+    """How the environments shared the host's CPUs where this was measured (None: not measured
+    or not identified; the fit's figures and reason are in ``fit["host_share"]``)."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,8 @@ class ServerEntry:
     throughput: tuple[ThroughputPoint, ...] = ()
     fit: Mapping[str, Mapping] = field(default_factory=dict)
     idle: IdleEffect | None = None
+    host: HostShare | None = None
+    """How the workers shared the host's CPUs where this was measured (None: not measured or not identified)."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +302,47 @@ class _Reader:
             fits["idle_effect"] = fit
         return effect
 
+    def host(self, fits: dict) -> HostShare | None:
+        """The optional ``host_share`` key (its ``fit`` metadata goes to ``fits["host_share"]``)."""
+        if not self.has("host_share"):
+            return None
+        share, fit = parse_host_share(self.data["host_share"], self.source, self.path("host_share"))
+        if fit is not None:
+            fits["host_share"] = fit
+        return share
+
+
+def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: bool = True,
+                     allow_fit: bool = True) -> tuple[HostShare | None, dict | None]:
+    """``{cores: 1.7, init_cores: 1, work_cores: 1, fit: {...}}`` -> (HostShare, fit or None);
+    init_cores and work_cores default to 1. With `allow_null`, ``cores: null`` (measured, not
+    identified) gives (None, fit). ConfigError naming `source` and `key` otherwise."""
+    allowed = ("cores", "init_cores", "work_cores") + (("fit",) if allow_fit else ())
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, key, "a mapping such as {cores: 1.7, init_cores: 1, work_cores: 1}", data)
+    check_keys(data, allowed, source=source, key=key)
+    fit = data.get("fit")
+    if fit is not None and not isinstance(fit, Mapping):
+        raise ConfigError(source, f"{key}.fit", "a mapping of fit figures", fit)
+    fit = dict(fit) if fit is not None else None
+    if "cores" not in data:
+        raise ConfigError(source, f"{key}.cores", "a value (this key is required)")
+    if data["cores"] is None and allow_null:
+        extra = [k for k in ("init_cores", "work_cores") if data.get(k) is not None]
+        if extra:
+            raise ConfigError(source, f"{key}.{extra[0]}", "no value when cores is null (no host share identified)",
+                              data[extra[0]])
+        return None, fit
+    values = {}
+    for name in ("cores", "init_cores", "work_cores"):
+        v = data.get(name, 1.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
+            wanted = ("the host's capacity in cores, a number > 0" if name == "cores" else
+                      "the cores one job uses when alone, a number > 0")
+            raise ConfigError(source, f"{key}.{name}", wanted, v)
+        values[name] = float(v)
+    return HostShare(**values), fit
+
 
 def parse_idle_effect(data: Any, source: str | None, key: str) -> tuple[IdleEffect, dict | None]:
     """``{hot_ratio: 0.65, tau_ms: 12, fit: {...}}`` (fit optional) -> (IdleEffect, fit or None)."""
@@ -318,14 +370,15 @@ def _items(data: Any, source: str | None, key: str) -> list:
 
 def _lambda_entry(data: Any, source: str | None, key: str, base_dir: Path | None) -> LambdaEntry:
     r = _Reader(data, source, key, ("memory_mb", "architecture", "warm_ms", "cold_init_ms", "max_memory_mb",
-                                    "idle_effect"))
+                                    "idle_effect", "host_share"))
     arch = r.get("architecture", True)
     if arch not in ARCHITECTURES:
         raise ConfigError(source, r.path("architecture"), f"one of {', '.join(ARCHITECTURES)}", arch)
     fits: dict = {}
     return LambdaEntry(memory_mb=r.integer("memory_mb", 128), architecture=arch,
                        warm_ms=r.dist("warm_ms", base_dir, fits), cold_init_ms=r.dist("cold_init_ms", base_dir, fits),
-                       max_memory_mb=r.number("max_memory_mb", required=False), idle=r.idle(fits), fit=fits)
+                       max_memory_mb=r.number("max_memory_mb", required=False), idle=r.idle(fits),
+                       host=r.host(fits), fit=fits)
 
 
 def _throughput(data: Any, source: str | None, key: str) -> tuple[ThroughputPoint, ...]:
@@ -344,13 +397,14 @@ def _throughput(data: Any, source: str | None, key: str) -> tuple[ThroughputPoin
 
 
 def _server_entry(data: Any, source: str | None, key: str, base_dir: Path | None) -> ServerEntry:
-    r = _Reader(data, source, key, ("instance_type", "workers", "service_ms", "boot_s", "throughput", "idle_effect"))
+    r = _Reader(data, source, key, ("instance_type", "workers", "service_ms", "boot_s", "throughput", "idle_effect",
+                                    "host_share"))
     fits: dict = {}
     return ServerEntry(instance_type=r.text("instance_type"), workers=r.integer("workers", 1),
                        service_ms=r.dist("service_ms", base_dir, fits),
                        boot_s=r.dist("boot_s", base_dir, fits, required=False),
                        throughput=_throughput(r.data.get("throughput"), source, r.path("throughput")),
-                       idle=r.idle(fits), fit=fits)
+                       idle=r.idle(fits), host=r.host(fits), fit=fits)
 
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -110,9 +110,9 @@ def test_minimal_scenario_takes_dataclass_defaults(tmp_path):
 
 def test_loader_knows_every_dataclass_field():
     names = {f.name for f in dataclasses.fields(LambdaConfig)}
-    assert names == set(loader._LAMBDA) | {"name", "service"}
+    assert names == set(loader._LAMBDA) | {"name", "service", "host"}
     names = {f.name for f in dataclasses.fields(EC2Config)}
-    assert names == set(loader._EC2) | {"name", "service", "autoscaling"}
+    assert names == set(loader._EC2) | {"name", "service", "autoscaling", "host"}
     names = {f.name for f in dataclasses.fields(AutoscalingConfig)}
     assert names == {loader._AUTOSCALING_FIELDS.get(k, k) for k in loader._AUTOSCALING}
 
