@@ -119,10 +119,17 @@ def lambda_billed_sums(served: np.ndarray, work_ms: np.ndarray, timeout_ms: floa
     return n, pc, od
 
 
+@njit(cache=True, inline="always")
+def lambda_billed_ms_of(total_ms):
+    """`lambda_billed_ms` of one invocation's total (INIT included where billed), finite and
+    >= 0, in compiled code. ``np.round(x, 6)`` is ``np.rint(x * 1e6) / 1e6``: numpy computes it so."""
+    return int(np.ceil(np.rint(total_ms * _NOISE_SCALE) / _NOISE_SCALE))
+
+
 @njit(cache=True, nogil=True)
 def _lambda_billed_sums(served, work_ms, timeout_ms, init_ms, cold, on_pc):
     """`lambda_billed_sums`; ok is False (the sums meaningless) when a total is negative,
-    infinite or NaN. ``np.round(x, 6)`` is ``np.rint(x * 1e6) / 1e6``: numpy computes it so."""
+    infinite or NaN."""
     with_init = init_ms.size > 0
     n = pc = od = 0
     for i in range(served.size):
@@ -134,7 +141,7 @@ def _lambda_billed_sums(served, work_ms, timeout_ms, init_ms, cold, on_pc):
         total = w + (init_ms[i] if with_init and cold[i] else 0.0)
         if not (total >= 0.0 and total < np.inf):
             return n, pc, od, False
-        billed = int(np.ceil(np.rint(total * _NOISE_SCALE) / _NOISE_SCALE))
+        billed = lambda_billed_ms_of(total)
         n += 1
         if on_pc[i]:
             pc += billed

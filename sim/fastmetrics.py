@@ -16,12 +16,14 @@ keeps those expressions as its reference):
   multiply by ``1 / log(gamma)``, ceil, clip, under/overflow) is `bucket_counts`.
 - **p99 per arrival minute.** Nearest rank ``ceil(0.99 * size)`` of the latencies of one minute
   (``np.lexsort`` then indexing, before): a selection, the k-th largest in a min-heap of k
-  values, over the values above a sampled lower bound when the minute is large; a zero keeps
-  the sign it has in a stable sort (`minute_p99`).
+  values, over the values above a lower bound (sampled when the minute is large, else guessed
+  from the previous minute's p99) when at least k are; a zero keeps the sign it has in a
+  stable sort (`minute_p99`). A chunk's minutes are counted in one pass (`scan_chunk`), their
+  p99 taken after the histogram has accepted the latencies (`close_minutes`).
 - **Float sums** stay with numpy (``ndarray.sum``, pairwise): the kernels only fill buffers with
   the summands in the order the numpy code had them.
 
-Assumption: arrival times are non-decreasing within and across chunks (`gather_chunk` checks),
+Assumption: arrival times are non-decreasing within and across chunks (`scan_chunk` checks),
 so the minutes of the ok requests come in contiguous groups.
 """
 from __future__ import annotations
@@ -33,8 +35,9 @@ from numba import njit
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
-# Problems `gather_chunk` reports (0: none); the caller turns them into ValueError.
-UNSORTED, BAD_ARRIVAL, BAD_DONE = 1, 2, 3
+# Problems `scan_chunk` reports (0: none); the caller grows its arrays for NO_ROOM and turns the
+# others into ValueError.
+UNSORTED, BAD_ARRIVAL, BAD_DONE, NO_ROOM = 1, 2, 3, 4
 
 # Minutes are capped so that the floor division stays exact (see the module docs).
 MAX_MINUTE = 2.0 ** 50
@@ -81,139 +84,135 @@ def _minute(a, edges, period_s):
 
 
 @njit(**_JIT)
-def gather_chunk(t, status, cold, latency_ms, done_s, warmup_s, period_s, codes, last_t,
-                 lat_ok, sojourn_s):
-    """First pass over a chunk: counts, checks, and the summands; changes nothing but the buffers.
+def scan_chunk(t, status, cold, latency_ms, done_s, warmup_s, period_s, codes, last_t, edges, counts,
+               lat_ok, sojourn_s, group_minute, group_start, carry_minute, sign, stop):
+    """One pass over rows ``[0, stop)`` of a chunk: checks, totals, summands and per-minute counts.
 
     Rows with ``t >= warmup_s`` count. Fills ``lat_ok`` with their ok latencies and ``sojourn_s``
-    with ``done_s - t`` of their served (ok or timeout) rows, both in row order. Returns
-    ``(totals, problem, last_t, max_minute)``: totals ``[requests, ok, throttled, rejected,
-    timeout, cold, served]``; problem 0, or `UNSORTED` (an arrival before ``last_t``, the previous
-    one), `BAD_ARRIVAL` / `BAD_DONE` (an arrival, or an ok completion, that has no minute in
-    ``[0, MAX_MINUTE)``: a completion before the warm-up, an infinite or NaN time); the last
-    arrival counted; and the largest minute estimate ``int(a / period_s)`` met, for sizing the
-    per-minute arrays. A chunk with a problem counts nothing (the caller raises).
+    with ``done_s - t`` of their served (ok or timeout) rows, both in row order; adds ``sign``
+    times the per-minute counts to ``counts`` (rows: arrivals, completions, rejections (throttled
+    or rejected), timeouts, cold starts; completions by completion minute, the others by arrival
+    minute); and notes where the ok latencies of each arrival minute start: the ``n_groups``
+    minutes after ``carry_minute`` (the one the previous chunk ended in) in ``group_minute``, and
+    their first index in ``lat_ok`` in ``group_start`` (`close_minutes` takes their p99).
+
+    Returns ``(totals, problem, row, last_t, n_groups, need)``: totals ``[requests, ok,
+    throttled, rejected, timeout, cold, served]``; problem 0, or, at the first row (``row``) that
+    has one: `UNSORTED` (an arrival before ``last_t``, the previous one), `BAD_ARRIVAL` /
+    `BAD_DONE` (an arrival, or an ok completion, that has no minute in ``[0, MAX_MINUTE)``: a
+    completion before the warm-up, an infinite or NaN time), or `NO_ROOM` (its minute is past
+    ``edges``; ``need`` minutes would do). With a problem, ``counts`` holds the counts of the
+    rows before ``row``: the same call with ``sign = -1`` and ``stop = row`` takes them back.
+
+    Counts of the current minutes are kept in locals and added to ``counts`` (and the totals)
+    when they change (an increment of the same array slot per request would be a chain through
+    memory). Buffer positions are cast to unsigned: numba then skips its wraparound of negative
+    indices.
     """
     ok, throttled, rejected, timeout = codes
-    totals = np.zeros(7, np.int64)
-    # Counts in locals (an increment of an array slot per request would be a chain through
-    # memory). The division of the minute check is done once, on the latest ok completion:
-    # ``a / period_s`` does not decrease as `a` grows, so no completion fails it if that one passes.
     n = n_ok = n_served = n_cold = n_throttled = n_rejected = n_timeout = 0
-    done_top = 0.0
-    for i in range(t.size):
-        ti = t[i]
-        if not ti >= warmup_s:
-            continue
-        if ti < last_t:
-            return totals, BAD_DONE if not done_top / period_s < MAX_MINUTE else UNSORTED, last_t, 0
-        last_t = ti
-        s = status[i]
-        n += 1
-        n_cold += cold[i]
-        if s == ok:
-            lat_ok[n_ok] = latency_ms[i]
-            n_ok += 1
-            a = done_s[i] - warmup_s
-            if not a >= 0.0:
-                return totals, BAD_DONE, last_t, 0
-            done_top = max(done_top, a)
-            sojourn_s[n_served] = done_s[i] - ti
-            n_served += 1
-        elif s == throttled:
-            n_throttled += 1
-        elif s == rejected:
-            n_rejected += 1
-        elif s == timeout:
-            n_timeout += 1
-            sojourn_s[n_served] = done_s[i] - ti
-            n_served += 1
-    if not done_top / period_s < MAX_MINUTE:
-        return totals, BAD_DONE, last_t, 0
-    totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6] = (
-        n, n_ok, n_throttled, n_rejected, n_timeout, n_cold, n_served)
-    top = done_top
-    if n:
-        a = last_t - warmup_s
-        if not a / period_s < MAX_MINUTE:
-            return totals, BAD_ARRIVAL, last_t, 0
-        top = max(top, a)
-    return totals, 0, last_t, int(top / period_s)
-
-
-@njit(**_JIT)
-def tally_chunk(t, status, cold, done_s, warmup_s, period_s, codes, edges, counts, p99,
-                lat_ok, carry, carry_n, carry_minute):
-    """Second pass (after `gather_chunk` found no problem and `LogHistogram.add` accepted
-    ``lat_ok``): per-minute counts and p99.
-
-    ``counts`` rows: arrivals, completions, rejections (throttled or rejected), timeouts, cold
-    starts. Latencies of ok requests (``lat_ok``, from `gather_chunk`) are grouped by arrival
-    minute; a minute's p99 goes to ``p99`` when a later minute starts, and the latencies of the
-    last minute stay in ``carry`` (``carry_n`` of them, of ``carry_minute``) for the next chunk.
-    ``edges`` and ``carry`` must be large enough. Returns ``(carry_n, carry_minute)``.
-
-    Counts of the current minute are kept in locals and added to ``counts`` when it changes
-    (an increment of the same array slot per request would be a chain through memory).
-    """
-    ok, throttled, rejected, timeout = codes
     m = -1  # arrival minute, the start of the next one, and its counts not yet in `counts`
     m_end = -math.inf
     arrivals = rejections = timeouts = colds = 0
     done_m = -1  # completion minute of the last ok request, its bounds, and its count not yet in `counts`
     done_lo, done_hi = math.inf, -math.inf
     completions = 0
-    group_start = 0  # in lat_ok, of the ok requests of minute carry_minute
-    j = 0  # ok requests so far
-    for i in range(t.size):
+    n_groups = 0
+    problem = row = need = 0
+    for i in range(stop):
         ti = t[i]
         if not ti >= warmup_s:
             continue
+        if ti < last_t:
+            problem, row = UNSORTED, i
+            break
         a = ti - warmup_s
         if a >= m_end:
+            if not a / period_s < MAX_MINUTE:
+                problem, row = BAD_ARRIVAL, i
+                break
+            if int(a / period_s) + 1 >= edges.size:
+                problem, row, need = NO_ROOM, i, int(a / period_s) + 2
+                break
             if m >= 0:
-                counts[0, m] += arrivals
-                counts[2, m] += rejections
-                counts[3, m] += timeouts
-                counts[4, m] += colds
+                counts[0, m] += sign * arrivals
+                counts[2, m] += sign * rejections
+                counts[3, m] += sign * timeouts
+                counts[4, m] += sign * colds
+                n, n_timeout, n_cold = n + arrivals, n_timeout + timeouts, n_cold + colds
                 arrivals = rejections = timeouts = colds = 0
             m = _minute(a, edges, period_s)
             m_end = edges[m + 1]
         s = status[i]
+        if s == ok:
+            d = done_s[i] - warmup_s
+            if not (d >= done_lo and d < done_hi):  # not the minute of the previous completion
+                if not (d >= 0.0 and d / period_s < MAX_MINUTE):
+                    problem, row = BAD_DONE, i
+                    break
+                if int(d / period_s) + 1 >= edges.size:
+                    problem, row, need = NO_ROOM, i, int(d / period_s) + 2
+                    break
+                if completions:
+                    counts[1, done_m] += sign * completions
+                    completions = 0
+                done_m = _minute(d, edges, period_s)
+                done_lo, done_hi = edges[done_m], edges[done_m + 1]
+            completions += 1
+            if m != carry_minute:  # the first ok request of a new minute
+                group_minute[n_groups] = m
+                group_start[n_groups] = n_ok
+                n_groups += 1
+                carry_minute = m
+            lat_ok[np.uint64(n_ok)] = latency_ms[i]
+            n_ok += 1
+            sojourn_s[np.uint64(n_served)] = done_s[i] - ti
+            n_served += 1
+        elif s == throttled:
+            n_throttled += 1
+            rejections += 1
+        elif s == rejected:
+            n_rejected += 1
+            rejections += 1
+        elif s == timeout:
+            timeouts += 1
+            sojourn_s[np.uint64(n_served)] = done_s[i] - ti
+            n_served += 1
+        last_t = ti
         arrivals += 1
         colds += cold[i]
-        if s != ok:
-            if s == throttled or s == rejected:
-                rejections += 1
-            elif s == timeout:
-                timeouts += 1
-            continue
-        a = done_s[i] - warmup_s
-        if not (a >= done_lo and a < done_hi):  # not the minute of the previous completion
-            if completions:
-                counts[1, done_m] += completions
-            done_m = _minute(a, edges, period_s)
-            done_lo, done_hi = edges[done_m], edges[done_m + 1]
-            completions = 0
-        completions += 1
-        if m != carry_minute:  # the first ok request of a new minute closes the previous one
-            if carry_n or j > group_start:
-                p99[carry_minute] = minute_p99(carry[:carry_n], lat_ok[group_start:j])
-            carry_n = 0
-            carry_minute = m
-            group_start = j
-        j += 1
     if m >= 0:
-        counts[0, m] += arrivals
-        counts[2, m] += rejections
-        counts[3, m] += timeouts
-        counts[4, m] += colds
+        counts[0, m] += sign * arrivals
+        counts[2, m] += sign * rejections
+        counts[3, m] += sign * timeouts
+        counts[4, m] += sign * colds
+        n, n_timeout, n_cold = n + arrivals, n_timeout + timeouts, n_cold + colds
     if completions:
-        counts[1, done_m] += completions
-    if j > group_start:
-        carry[carry_n:carry_n + j - group_start] = lat_ok[group_start:j]
-        carry_n += j - group_start
-    return carry_n, carry_minute
+        counts[1, done_m] += sign * completions
+    totals = np.empty(7, np.int64)
+    totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6] = (
+        n, n_ok, n_throttled, n_rejected, n_timeout, n_cold, n_served)
+    return totals, problem, row, last_t, n_groups, need
+
+
+@njit(**_JIT)
+def close_minutes(p99, lat_ok, n_ok, group_minute, group_start, n_groups, carry, carry_n, carry_minute):
+    """The p99 of every arrival minute a chunk closed (`scan_chunk`'s groups): a minute closes
+    when a later one has an ok request. The latencies of the last minute (``carry_n`` in
+    ``carry`` from earlier chunks, then the chunk's) stay in ``carry`` (large enough) for the
+    next chunk. Returns ``(carry_n, carry_minute)``. (Each p99 takes the previous minute's as
+    its hint: `minute_p99`.)"""
+    start = 0
+    for g in range(n_groups):
+        end = group_start[g]
+        if carry_n or end > start:
+            p99[carry_minute] = minute_p99(carry[:carry_n], lat_ok[start:end], p99[carry_minute - 1]
+                                           if carry_minute > 0 else math.nan)
+        carry_n = 0
+        carry_minute = group_minute[g]
+        start = end
+    carry[carry_n:carry_n + n_ok - start] = lat_ok[start:n_ok]
+    return carry_n + n_ok - start, carry_minute
 
 
 @njit(**_JIT)
@@ -256,22 +255,26 @@ def _kth_largest(a, b, k):
 
 
 _SAMPLE = 1024  # values sampled to bound the p99 of a large minute from below
+_HINT_FACTOR = 0.8  # of the previous minute's p99: a threshold most minutes' k largest reach
 
 
 @njit(**_JIT)
-def minute_p99(a, b):
+def minute_p99(a, b, hint):
     """Nearest-rank p99 of the values of ``a`` then ``b`` (not empty; no NaN, none negative).
 
     The value at 0-based rank ``ceil(0.99 * size) - 1`` of a stable ascending sort, that is the
-    k-th largest, ``k = size - rank``. In a large minute only the values at or above a threshold
-    (a high quantile of an evenly spaced sample) are searched, when at least k of them are:
-    then the k largest are all among them. Equal values are the same float except 0.0 and -0.0,
-    which a stable sort keeps in order of sight: a zero result is the rank-th zero seen.
+    k-th largest, ``k = size - rank``. Only the values at or above a threshold are searched,
+    when at least k of them are: then the k largest are all among them. The threshold is, in a
+    large minute, a high quantile of an evenly spaced sample; in another, `_HINT_FACTOR` times
+    `hint`, a guess of the result (the previous minute's p99; NaN: none). The result does not
+    depend on the threshold. Equal values are the same float except 0.0 and -0.0, which a stable
+    sort keeps in order of sight: a zero result is the rank-th zero seen.
     """
     size = a.size + b.size
     rank = int(np.ceil(0.99 * size)) - 1
     k = size - rank
     search_a, search_b = a, b
+    threshold = _HINT_FACTOR * hint
     if size >= 4 * _SAMPLE:
         sample = np.empty(_SAMPLE)
         for i in range(_SAMPLE):
@@ -279,6 +282,7 @@ def minute_p99(a, b):
             sample[i] = a[j] if j < a.size else b[j - a.size]
         above = _SAMPLE * k / size  # sampled values expected above the answer; take a margin
         threshold = _kth_largest(sample, sample[:0], min(_SAMPLE, int(above + 4.0 * math.sqrt(above)) + 2))
+    if k > 1 and threshold > 0.0:
         pool = np.empty(size)
         n = 0
         for x in a:  # branch-free: a value is kept by moving past it
@@ -307,16 +311,17 @@ def bucket_counts(counts, values, log_values, log_min, inv_log_gamma, min_value,
 
     ``log_values`` is numpy's ``np.log(values)``; the index is ``clip(ceil((log - log_min) *
     inv_log_gamma), 0, n - 1)`` in float64, exactly as `LogHistogram.add` computed it with numpy.
+    The indices are computed first, all of them, then counted.
     """
     n = counts.size - 2
     last = float(n - 1)
-    for i in range(values.size):
+    pos = np.empty(values.size, np.uint32)  # (unsigned: numba skips its wraparound of negative indices)
+    under, over = np.uint32(0), np.uint32(n + 1)
+    for i in range(values.size):  # no branch: vectorised
+        x = np.ceil((log_values[i] - log_min) * inv_log_gamma)
+        x = x if x > 0.0 else 0.0
+        regular = np.uint32(x if x < last else last) + np.uint32(1)
         v = values[i]
-        if v < min_value:
-            pos = 0
-        elif v > max_value:
-            pos = n + 1
-        else:
-            x = np.ceil((log_values[i] - log_min) * inv_log_gamma)
-            pos = int(min(max(x, 0.0), last)) + 1
-        counts[pos] += 1
+        pos[i] = under if v < min_value else over if v > max_value else regular
+    for i in range(values.size):
+        counts[pos[i]] += 1

@@ -36,7 +36,7 @@ RECORD_COLUMNS = ("request", "arrival_s", "status", "cold", "work_ms", "init_ms"
                   "provisioned", "in_window")
 SERIES_COLUMNS = ("minute", "start_s", "arrivals", "completions", "rejections", "timeouts",
                   "cold_starts", "instances", "busy", "p99_ms")
-_COUNT_NAMES = SERIES_COLUMNS[2:7]  # the per-minute counts, in `fastmetrics.tally_chunk`'s row order
+_COUNT_NAMES = SERIES_COLUMNS[2:7]  # the per-minute counts, in `fastmetrics.scan_chunk`'s row order
 _CODES = (OK, THROTTLED, REJECTED, TIMEOUT)  # in the order the kernels unpack them
 _PROBLEMS = {fastmetrics.UNSORTED: "arrival times must be non-decreasing within and across chunks",
              fastmetrics.BAD_ARRIVAL: "an arrival time is infinite or too far beyond the warm-up",
@@ -75,8 +75,10 @@ class Collector:
         self._carry_n = 0
         self._carry_minute = -1
         self._last_t = -math.inf  # last arrival counted
-        self._lat_ok = np.zeros(0)  # per-chunk buffers
+        self._lat_ok = np.zeros(0)  # per-chunk buffers (`fastmetrics.scan_chunk`)
         self._sojourn = np.zeros(0)
+        self._group_minute = np.zeros(0, np.int64)
+        self._group_start = np.zeros(0, np.int64)
         self._record_sink = record_sink
         self._first_index = 0
 
@@ -107,15 +109,28 @@ class Collector:
         if self._lat_ok.size < t.size:
             self._lat_ok = np.empty(t.size)
             self._sojourn = np.empty(t.size)
-        totals, problem, last_t, top_minute = fastmetrics.gather_chunk(
-            t, status, cold, latency_ms, done_s, self.warmup_s, self.period_s, _CODES, self._last_t,
-            self._lat_ok, self._sojourn)
-        if problem:
-            raise ValueError(_PROBLEMS[problem])
+            self._group_minute = np.empty(t.size, np.int64)
+            self._group_start = np.empty(t.size, np.int64)
+        # Room for the last arrival's minute and the next: a scan that runs out of room (a later
+        # completion) is taken back and made again.
+        top = (t[-1] - self.warmup_s) / self.period_s if t.size else -1.0
+        if 0.0 <= top < fastmetrics.MAX_MINUTE:
+            self._reserve(int(top) + 3, 0)
+        while True:
+            totals, problem, row, last_t, n_groups = self._scan(t, status, cold, latency_ms, done_s, 1, t.size)
+            if not problem:
+                break
+            self._scan(t, status, cold, latency_ms, done_s, -1, row)  # takes back the counts of the rows before
+            if problem != fastmetrics.NO_ROOM:
+                raise ValueError(_PROBLEMS[problem])
         n, n_ok, n_throttled, n_rejected, n_timeout, n_cold, n_served = totals.tolist()
         if n == 0:
             return
-        self.hist.add(self._lat_ok[:n_ok])  # validates the latencies before anything is counted
+        try:
+            self.hist.add(self._lat_ok[:n_ok])  # validates the latencies before anything is counted
+        except ValueError:
+            self._scan(t, status, cold, latency_ms, done_s, -1, t.size)
+            raise
         self._last_t = last_t
         self.requests += n
         self.completed += n_ok
@@ -125,10 +140,20 @@ class Collector:
         self.cold_starts += n_cold
         self.served += n_served
         self.sojourn_s += float(self._sojourn[:n_served].sum())
-        self._reserve(top_minute + 2, self._carry_n + n_ok)
-        self._carry_n, self._carry_minute = fastmetrics.tally_chunk(
-            t, status, cold, done_s, self.warmup_s, self.period_s, _CODES, self._edges, self._counts,
-            self._p99, self._lat_ok, self._carry, self._carry_n, self._carry_minute)
+        self._reserve(0, self._carry_n + n_ok)
+        self._carry_n, self._carry_minute = fastmetrics.close_minutes(
+            self._p99, self._lat_ok, n_ok, self._group_minute, self._group_start, n_groups, self._carry,
+            self._carry_n, self._carry_minute)
+
+    def _scan(self, t, status, cold, latency_ms, done_s, sign: int, stop: int):
+        """`fastmetrics.scan_chunk` of rows [0, stop); grows the per-minute arrays when it needs
+        room (having taken back what it counted). Returns (totals, problem, row, last_t, n_groups)."""
+        out = fastmetrics.scan_chunk(t, status, cold, latency_ms, done_s, self.warmup_s, self.period_s, _CODES,
+                                     self._last_t, self._edges, self._counts, self._lat_ok, self._sojourn,
+                                     self._group_minute, self._group_start, self._carry_minute, sign, stop)
+        if out[1] == fastmetrics.NO_ROOM:
+            self._reserve(out[5], 0)
+        return out[:5]
 
     def _reserve(self, minutes: int, carry: int) -> None:
         """Room for `minutes` minutes and `carry` carried latencies (capacities double)."""
@@ -146,7 +171,9 @@ class Collector:
 
     def close(self) -> None:
         if self._carry_n:
-            self._p99[self._carry_minute] = fastmetrics.minute_p99(self._carry[:self._carry_n], self._carry[:0])
+            m = self._carry_minute
+            self._p99[m] = fastmetrics.minute_p99(self._carry[:self._carry_n], self._carry[:0],
+                                                  self._p99[m - 1] if m > 0 else math.nan)
             self._carry_n = 0
 
     @property

@@ -406,11 +406,13 @@ def test_arrivals_out_of_order_are_refused():
     c = Collector(0.0)
     ok = (np.zeros(2, np.int8), np.zeros(2, bool), np.ones(2), np.array([5.0, 6.0]))
     c.add_chunk(np.array([3.0, 4.0]), *ok)
+    counts = c._counts.copy()
     with pytest.raises(ValueError, match="non-decreasing"):
-        c.add_chunk(np.array([3.5, 5.0]), *ok)
+        c.add_chunk(np.array([4.5, 200.0, 5.0]), *[np.resize(a, 3) for a in ok])  # rows before counted, then taken back
     with pytest.raises(ValueError, match="non-decreasing"):
         Collector(0.0).add_chunk(np.array([2.0, 1.0]), *ok)
     assert c.requests == 2
+    assert np.array_equal(c._counts[:, :counts.shape[1]], counts) and not c._counts[:, counts.shape[1]:].any()
 
 
 def test_completion_before_the_warm_up_is_refused():
@@ -421,8 +423,8 @@ def test_completion_before_the_warm_up_is_refused():
 
 
 def test_the_first_problem_in_row_order_is_the_one_reported():
-    """`gather_chunk` checks the minute of ok completions once, on the latest: a completion too
-    far out still wins over a later arrival out of order, and loses to an earlier one."""
+    """`scan_chunk` reports the first problem in row order: a completion too far out still wins
+    over a later arrival out of order, and loses to an earlier one."""
     ok = (np.zeros(3, np.int8), np.zeros(3, bool), np.ones(3))
     far = 2.0 ** 60
     with pytest.raises(ValueError, match="infinite or NaN time"):
@@ -462,18 +464,20 @@ def test_minute_edges_are_the_first_value_of_each_minute():
 
 
 def test_p99_is_the_nearest_rank_of_a_stable_sort():
+    """Whatever the hint (none, the answer, far below or above it, a zero)."""
     rng = np.random.default_rng(11)
     for size in list(range(1, 300)) + [1000, 6001, 65_536]:
         v = rng.choice([0.0, -0.0, 1.0, 2.0, 3.0], size) if size % 2 else rng.lognormal(0, 1, size)
         cut = int(rng.integers(0, size + 1))
         rank = int(np.ceil(0.99 * size)) - 1
         want = np.sort(v, kind="stable")[rank]
-        assert bits(fastmetrics.minute_p99(v[:cut], v[cut:])) == bits(want)
+        for hint in (math.nan, want, want / 0.8, 0.01 * want, 100.0 * want + 1.0, 0.0):
+            assert bits(fastmetrics.minute_p99(v[:cut], v[cut:], hint)) == bits(want), hint
     # Large values exactly where a large minute is sampled: the sampled bound is too high and the
     # search falls back to all values.
     v = rng.random(8192)
     v[::8] += 10.0
-    assert fastmetrics.minute_p99(v[:100], v[100:]) == np.sort(v)[int(np.ceil(0.99 * v.size)) - 1]
+    assert fastmetrics.minute_p99(v[:100], v[100:], math.nan) == np.sort(v)[int(np.ceil(0.99 * v.size)) - 1]
 
 
 def test_the_kernels_run_as_plain_python():
@@ -483,7 +487,7 @@ def test_the_kernels_run_as_plain_python():
         "import test_fastmetrics as T\n"
         "chunks, w = T.make_stream(5, 300, 1.0, 0.3, (3, 1, 1, 1), 0.2, 0.3, 0.3, 4)\n"
         "T.feed(chunks, w, 1.0)\n"
-        "import sim.fastmetrics as F; assert not hasattr(F.tally_chunk, 'signatures')\n"
+        "import sim.fastmetrics as F; assert not hasattr(F.scan_chunk, 'signatures')\n"
     ).format(tests=str(Path(__file__).parent))
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     root = Path(__file__).resolve().parents[1]

@@ -108,30 +108,39 @@ def ring_push(rt, re, rc, head, n, t, eid, code, ht, he, hc, hn):
     n < rt.size events from `head` sorted on (time, id); returns (n, hn).
 
     Completions of a service time that varies little come nearly in the order they are
-    scheduled: the event mostly goes at the back or just before the last (inline), else
-    `_ring_insert` moves it past the later ones. (Positions are cast to unsigned: numba then
-    skips its wraparound of negative indices.)"""
+    scheduled: the later events move up a place each, in one loop (inline), until the event's
+    place; the exit of that loop is the one branch that a varying number of them mispredicts.
+    Past RING_SHIFTS of them, `_ring_insert` takes over. (Positions are cast to unsigned: numba
+    then skips its wraparound of negative indices.)"""
     mask = rt.size - 1
-    d = np.uint64((head + n) & mask)
-    if n > 0:
-        b = np.uint64((head + n - 1) & mask)
-        if rt[b] > t:
-            if n > 1 and rt[np.uint64((head + n - 2) & mask)] > t:
-                return _ring_insert(rt, re, rc, head, n, t, eid, code, ht, he, hc, hn)
-            rt[d], re[d], rc[d] = rt[b], re[b], rc[b]  # one later event: it moves up a place
-            d = b
+    lo = n - RING_SHIFTS if n > RING_SHIFTS else 0
+    k = n
+    while k > lo:
+        s = np.uint64((head + k - 1) & mask)
+        if not rt[s] > t:
+            break
+        d = np.uint64((head + k) & mask)
+        rt[d], re[d], rc[d] = rt[s], re[s], rc[s]
+        k -= 1
+    if k == lo and k > 0 and rt[np.uint64((head + k - 1) & mask)] > t:
+        return _ring_insert(rt, re, rc, head, n, k, t, eid, code, ht, he, hc, hn)
+    d = np.uint64((head + k) & mask)
     rt[d], re[d], rc[d] = t, eid, code
     return n + 1, hn
 
 
 @njit(cache=True, _nrt=False)
-def _ring_insert(rt, re, rc, head, n, t, eid, code, ht, he, hc, hn):
-    """`ring_push` of an event before the ring's last. When more than RING_SHIFTS events are
-    later, the ring's latest event moves to the heap (hn events, room made by the driver) and
-    the place is sought again: an event moves at most once, so a long one (a cold start, a
-    timeout) costs a heap push, not a move per later completion. Its id being the largest, the
-    event goes after every event at its time."""
+def _ring_insert(rt, re, rc, head, n, k, t, eid, code, ht, he, hc, hn):
+    """`ring_push` of an event that more than RING_SHIFTS events are later than (the ones from
+    place k on, moved up a place, move back first). The ring's latest event moves to the heap
+    (hn events, room made by the driver) until the event has its place within RING_SHIFTS of
+    the end: an event moves at most once, so a long one (a cold start, a timeout) costs a heap
+    push, not a move per later completion. Its id being the largest, the event goes after every
+    event at its time."""
     mask = rt.size - 1
+    for i in range(k, n):
+        d, s = (head + i) & mask, (head + i + 1) & mask
+        rt[d], re[d], rc[d] = rt[s], re[s], rc[s]
     while True:
         k = n
         lo = n - RING_SHIFTS if n > RING_SHIFTS else 0

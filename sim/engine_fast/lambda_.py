@@ -6,7 +6,9 @@ same `ppf`s (numpy, in Python), then `_chunk` (numba) handles, in SimPy's event 
 completion and keep-alive expiry due before each arrival and then the arrival itself. Event
 times are computed as SimPy computes them (``now + delay``), ties resolve by scheduling order
 (`sim.engine_fast.common`), and the instance tallies perform the same floating-point
-operations, so per-request outcomes, tallies and bills are the SimPy engine's.
+operations, so per-request outcomes, tallies and bills are the SimPy engine's. The bill's sums
+(`LambdaModel.account`: invocations, and billed milliseconds on provisioned environments and on
+the others) are taken as each request is served, with `sim.billing`'s rounding of one invocation.
 
 The idle effect (`LambdaService.idle`), where `LambdaModel.arrive` applies it: a request served
 by an existing environment (on-demand or provisioned; not a cold start) has its duration
@@ -46,6 +48,7 @@ from typing import Callable, Iterable, NamedTuple
 import numpy as np
 from numba import njit
 
+from ..billing import lambda_billed_ms, lambda_billed_ms_of
 from ..config import LambdaConfig
 from ..metrics import Collector
 from ..platforms.lambda_ import LambdaModel
@@ -65,13 +68,17 @@ NF = 8
 # last invocation finished (-inf: never; `LambdaModel`'s free_s, read by the idle effect)
 G_EXPIRES, G_TIMER, G_KEEP, G_FREE = range(4)
 NG = 4
-# fs: float state, then parameters (the idle effect's deficit and tau_s: 0.0 without one)
-S_NOW, S_TOKENS, S_TOKENS_AT, Q_KEEP_S, Q_BURST, Q_REFILL, Q_TIMEOUT_MS, Q_IDLE_DEFICIT, Q_IDLE_TAU_S = range(9)
-NS = 9
-# ist: int state, then parameters (P_IDLE_EFFECT: 1 when the configuration has an idle effect)
+# fs: float state (S_BAD_MS: the first billed duration that is not finite and >= 0), then
+# parameters (the idle effect's deficit and tau_s: 0.0 without one)
+(S_NOW, S_TOKENS, S_TOKENS_AT, S_BAD_MS, Q_KEEP_S, Q_BURST, Q_REFILL, Q_TIMEOUT_MS, Q_IDLE_DEFICIT, Q_IDLE_TAU_S,
+ Q_WARMUP_S) = range(11)
+NS = 11
+# ist: int state (the bill's sums, as `LambdaModel.account` adds them, and whether S_BAD_MS is
+# set), then parameters (P_IDLE_EFFECT: 1 when the configuration has an idle effect)
 (I_BUSY, I_ALIVE, I_NEXT_ID, I_EID, I_RING_HEAD, I_RING_N, I_HEAP_N, I_FREE_N, I_HEAD0, I_TAIL0, I_HEAD1,
- I_TAIL1, I_N0, I_N1, P_POLICY, P_LIMIT, P_PC, P_KEEP_CONST, P_IDLE_EFFECT) = range(19)
-NI = 19
+ I_TAIL1, I_N0, I_N1, I_INVOCATIONS, I_BILLED_PC_MS, I_BILLED_OD_MS, I_BAD, P_POLICY, P_LIMIT, P_PC, P_KEEP_CONST,
+ P_IDLE_EFFECT, P_INIT_BILLED) = range(24)
+NI = 24
 # Event codes: bit 0 the kind; a completion's bit 1 whether it timed out, bits 2+ its slot; a
 # timer's bits 1-31 its slot, bits 32+ its generation (modulo 2**31).
 _GEN_MASK = 0x7FFFFFFF
@@ -281,7 +288,9 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, status, cold, latency, done, 
     policy, limit, pc, use_const = ist[P_POLICY], ist[P_LIMIT], ist[P_PC], ist[P_KEEP_CONST] != 0
     keep_const, burst, refill, timeout_ms = fs[Q_KEEP_S], fs[Q_BURST], fs[Q_REFILL], fs[Q_TIMEOUT_MS]
     idle_effect, idle_deficit, idle_tau_s = ist[P_IDLE_EFFECT] != 0, fs[Q_IDLE_DEFICIT], fs[Q_IDLE_TAU_S]
+    warmup_s, init_billed = fs[Q_WARMUP_S], ist[P_INIT_BILLED] != 0
     now, busy, eid = fs[S_NOW], ist[I_BUSY], ist[I_EID]
+    invocations, billed_pc, billed_od = ist[I_INVOCATIONS], ist[I_BILLED_PC_MS], ist[I_BILLED_OD_MS]
     rh, nr, nh = ist[I_RING_HEAD], ist[I_RING_N], ist[I_HEAP_N]
     bt = tally_load(bt_s)
     mask = rt.size - 1
@@ -411,11 +420,11 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, status, cold, latency, done, 
             tally_set(at_s, at_b, now, ist[I_ALIVE])
             init = init_ms[uj]
             cold[uj] = True
-            prov[uj] = False
+            on_pc = False
         else:
             EI[s, F_IDLE] = 0
             cold[uj] = False
-            prov[uj] = EI[s, F_PROV] == 1
+            on_pc = EI[s, F_PROV] == 1
             if idle_effect:
                 work_ms[uj] *= 1.0 - idle_deficit * math.exp(-(now - EF[s, G_FREE]) / idle_tau_s)
         work = work_ms[uj]
@@ -427,6 +436,18 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, status, cold, latency, done, 
         lat_s = lat_ms / 1000.0
         latency[uj] = lat_ms
         done[uj] = now + lat_s
+        prov[uj] = on_pc
+        if t >= warmup_s:  # LambdaModel.account: its sums (work + init there: the same float)
+            billed = lat_ms if init_billed else work + 0.0
+            if billed >= 0.0 and billed < np.inf:
+                invocations += 1
+                if on_pc:
+                    billed_pc += lambda_billed_ms_of(billed)
+                else:
+                    billed_od += lambda_billed_ms_of(billed)
+            elif ist[I_BAD] == 0:
+                ist[I_BAD] = 1
+                fs[S_BAD_MS] = billed
         busy += 1
         bt = tally_step(bt, bt_b, now, busy)
         EF[s, G_KEEP] = keep_const if use_const else keep_s[uj]
@@ -437,6 +458,7 @@ def _chunk(t_arr, work_ms, init_ms, keep_s, route, status, cold, latency, done, 
     fs[S_NOW] = now
     tally_store(bt_s, bt)
     ist[I_BUSY], ist[I_EID], ist[I_RING_HEAD], ist[I_RING_N], ist[I_HEAP_N] = busy, eid, rh, nr, nh
+    ist[I_INVOCATIONS], ist[I_BILLED_PC_MS], ist[I_BILLED_OD_MS] = invocations, billed_pc, billed_od
     return j
 
 
@@ -450,16 +472,6 @@ def _arm(EI, EF, s, expires, now, eid, ht, he, hc, nh):
     return nh + 1
 
 
-class _ChunkView:
-    """What `LambdaModel.account` reads of a chunk."""
-
-    __slots__ = ("status", "work_ms", "cold", "init_ms", "extra")
-
-    def __init__(self, status, work_ms, cold, init_ms, prov):
-        self.status, self.work_ms, self.cold, self.init_ms = status, work_ms, cold, init_ms
-        self.extra = {"provisioned": prov}
-
-
 class FastLambda:
     """The compiled Lambda model's state, and a `LambdaModel` that keeps its bill and tallies."""
 
@@ -467,8 +479,8 @@ class FastLambda:
         import simpy
 
         self.cfg = cfg
-        # The reference model, never run: it holds the configuration's derived values, bills
-        # what `account` is given and reads its tallies in `levels`, exactly as for SimPy.
+        # The reference model, never run: it holds the configuration's derived values, bills the
+        # sums `account` would have made (`finish`) and reads its tallies in `levels`, as for SimPy.
         self.model = LambdaModel(simpy.Environment(), cfg, warmup_s, period_s)
         self.policy = POLICY[cfg.reuse]
         cap = 64
@@ -484,12 +496,14 @@ class FastLambda:
         ist[P_POLICY], ist[P_LIMIT], ist[P_PC] = self.policy, cfg.concurrency_limit, cfg.provisioned_concurrency
         ist[P_KEEP_CONST] = self.model.keep_dist is None
         ist[P_IDLE_EFFECT] = self.model.idle_deficit is not None
+        ist[P_INIT_BILLED] = cfg.init_billed
         self.fs = np.zeros(NS)
-        self.fs[[S_TOKENS, Q_KEEP_S, Q_BURST, Q_REFILL, Q_TIMEOUT_MS]] = (
+        self.fs[[S_TOKENS, Q_KEEP_S, Q_BURST, Q_REFILL, Q_TIMEOUT_MS, Q_WARMUP_S]] = (
             float(cfg.scale_burst), float(cfg.keep_alive_s) if self.model.keep_dist is None else 0.0,
-            float(cfg.scale_burst), float(cfg.scale_refill_per_s), self.model.timeout_ms)
+            float(cfg.scale_burst), float(cfg.scale_refill_per_s), self.model.timeout_ms, warmup_s)
         if ist[P_IDLE_EFFECT]:
             self.fs[[Q_IDLE_DEFICIT, Q_IDLE_TAU_S]] = self.model.idle_deficit, self.model.idle_tau_s
+        self._outputs = tuple(np.empty(0, dtype) for dtype in _OUTPUT_DTYPES)  # reused by `chunk`
         self.ring = new_ring()  # completions
         self.heap = new_heap()  # expiry timers, and completions that left the ring
         self.at_s, self.at_b = new_tally(warmup_s, period_s)
@@ -555,35 +569,43 @@ class FastLambda:
                       *self.ring, *self.heap, self.at_s, self.at_b, self.bt_s, self.bt_b, mode, until_t, j_start,
                       init_to, resume)
 
-    def chunk(self, t_arr: np.ndarray, draws: _Draws):
-        """Run one chunk of arrivals; the per-request outcomes as arrays."""
+    def chunk(self, t_arr: np.ndarray, draws: _Draws, keep_outputs: bool = False):
+        """Run one chunk of arrivals; the per-request outcomes as arrays: new ones when
+        `keep_outputs`, else the engine's own, valid until the next call."""
         cfg, n = self.cfg, t_arr.size
         svc = cfg.service
         work = np.asarray(svc.warm_ms.ppf(draws.warm), dtype=np.float64)
         keep = (np.asarray(self.model.keep_dist.ppf(draws.keepalive), dtype=np.float64)
                 if self.model.keep_dist is not None else _EMPTY)
-        status = np.empty(n, np.int8)
-        cold = np.empty(n, np.bool_)
-        latency = np.empty(n)
-        done = np.empty(n)
-        prov = np.empty(n, np.bool_)
+        if keep_outputs or self._outputs[0].size < n:
+            outputs = tuple(np.empty(n, dtype) for dtype in _OUTPUT_DTYPES)
+            if not keep_outputs:
+                self._outputs = outputs
+        else:
+            outputs = tuple(a[:n] for a in self._outputs)
+        init, status, cold, latency, done, prov = outputs
         t_arr = np.ascontiguousarray(t_arr, dtype=np.float64)
         route = np.asarray(draws.routing, dtype=np.float64) if draws.routing is not None else _EMPTY
         outs = (status, cold, latency, done, prov)
-        # INIT durations only from the first cold start on, in windows that double from
-        # _INIT_WINDOW: most chunks of a steady load have none or a few cold starts, and `ppf` of
-        # the whole rest of the chunk (or even its uniforms) would cost more than the chunk's
-        # simulation. The values are those of `ppf` of the whole chunk (`ppf` is elementwise).
-        # Values outside the windows are never read; they are NaN, not a draw.
-        init = np.full(n, np.nan)
+        # INIT durations only in windows from a cold start on: most chunks of a steady load have
+        # none or a few cold starts, and `ppf` of the whole rest of the chunk (or even its
+        # uniforms) would cost more than the chunk's simulation. A window is _INIT_WINDOW long
+        # for a cold start _INIT_SPARSE requests or more after the last window, else twice the
+        # last one: a call of the kernel costs as much as a few thousand INIT durations, so
+        # sparse cold starts cost a short window each, and the others at most log2(chunk /
+        # _INIT_WINDOW) + 1 calls and windows. The values are those of `ppf` of the whole
+        # chunk (`ppf` is elementwise). Values outside the windows are never read, nor drawn
+        # (`init` holds anything there).
         j, init_to, window = 0, 0, _INIT_WINDOW
         while True:
             j = self._call(t_arr, work, init, keep, route, outs, 0, j_start=j, init_to=init_to, resume=init_to > 0)
             if j >= n:
                 break
+            window = 2 * window if init_to and j - init_to < _INIT_SPARSE else _INIT_WINDOW
             init_to = min(n, j + window)
             init[j:init_to] = svc.cold_init_ms.ppf(draws.cold(j, init_to))
-            window *= 2
+        if self.ist[I_BAD]:
+            lambda_billed_ms(self.fs[S_BAD_MS])  # raises account's ValueError
         return work, init, status, cold, latency, done, prov
 
     def drain(self, mode: int, until_t: float = 0.0) -> None:
@@ -599,6 +621,9 @@ class FastLambda:
         return int(self.ist[I_BUSY])
 
     def finish(self, end_s: float) -> LambdaModel:
+        ist, model = self.ist, self.model
+        model.invocations = int(ist[I_INVOCATIONS])
+        model.billed_ms_provisioned, model.billed_ms_on_demand = int(ist[I_BILLED_PC_MS]), int(ist[I_BILLED_OD_MS])
         self.at_b = tally_close(self.at_s, self.at_b, end_s)
         self.bt_b = tally_close(self.bt_s, self.bt_b, end_s)
         tally_to_python(self.at_s, self.at_b, self.model.alive_tally)
@@ -619,9 +644,12 @@ def _grown(a: np.ndarray, size: int) -> np.ndarray:
 
 
 _EMPTY = np.zeros(0)
+# `FastLambda.chunk`'s arrays: init_ms, status, cold, latency_ms, done_s, provisioned
+_OUTPUT_DTYPES = (np.float64, np.int8, np.bool_, np.float64, np.float64, np.bool_)
 _EMPTY_I8 = np.zeros(0, np.int8)
 _EMPTY_B = np.zeros(0, np.bool_)
-_INIT_WINDOW = 256  # a chunk's cold starts re-enter the kernel at most log2(chunk / this) + 1 times
+_INIT_WINDOW = 256  # INIT durations drawn after a cold start (`FastLambda.chunk`) ...
+_INIT_SPARSE = 4096  # ... when it comes this many requests or more after the last window
 
 
 class _Draws(NamedTuple):
@@ -675,9 +703,7 @@ def run_lambda(cfg: LambdaConfig, chunks: Iterable[np.ndarray], *, seed: int, wa
         n = t_arr.size
         if n == 0:
             continue
-        work, init, status, cold, latency, done, prov = fast.chunk(t_arr, streams.next(n))
-        keep = t_arr >= warmup_s
-        model.account(_ChunkView(status, work, cold, init, prov), keep)
+        work, init, status, cold, latency, done, prov = fast.chunk(t_arr, streams.next(n), collector.wants_records)
         extra = None
         if collector.wants_records:
             extra = {"provisioned": prov, "work_ms": work, "init_ms": np.where(cold, init, 0.0)}
