@@ -65,7 +65,7 @@ def main() -> None:
         speeds = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            res = simulate_one(cfg, arrivals, pricing=pricing, seed=1)
+            res = simulate_one(cfg, arrivals, pricing=pricing, seed=1, engine="simpy")
             speeds.append(res.summary["requests"] / (time.perf_counter() - t0))
         med = statistics.median(speeds)
         rows.append({"model": kind, "rate_rps": rate, "requests": args.requests, "median_rps": med,
