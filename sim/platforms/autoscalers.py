@@ -6,15 +6,15 @@ periods, timers), never per request, except for the O(1) `on_arrival` hook some 
 count arrivals. Evaluation times are k * interval from t=0 (computed, not accumulated, so they
 do not drift).
 
-- `OpenFaasRps`: the OpenFaaS CE requests-per-second alert (Prometheus + AlertManager).
+- `OpenFaasRpsScaler`: the OpenFaaS CE requests-per-second alert (Prometheus + AlertManager).
   The rate at an evaluation is the count of arrivals in (now - rate_window_s, now] divided by
   rate_window_s (Prometheus's extrapolation is not modelled). The alert is pending from the first
   evaluation above the threshold and fires at the first evaluation at least for_s later (at once
-  when for_s is 0); its first notification is sent at once, the next ones every
-  repeat_interval_s while it fires, each adding ceil(max * scale_factor_pct / 100) units to the
+  when for_s is 0); its first notification is sent group_wait_s later (at once when 0), the next
+  ones every repeat_interval_s while it fires, each adding ceil(max * scale_factor_pct / 100) units to the
   units alive or starting (capped at max). The first evaluation at or under the threshold
   resolves it (or clears a pending alert) and the fleet goes back to its minimum.
-- `Kpa`: Knative's KPA, concurrency mode (see `sim.config.KnativeKpa`). In-flight requests
+- `KpaScaler`: Knative's KPA, concurrency mode (see `sim.config.KnativeKpa`). In-flight requests
   (in service + queued at the gateway) are time-averaged exactly, per tick, from a tally; the
   stable window is round(stable_window_s / tick_s) ticks, the panic window
   max(1, round(that * panic_window_pct / 100)) ticks (both shorter at the start of the run).
