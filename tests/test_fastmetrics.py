@@ -101,7 +101,6 @@ class RefCollector:
     def add_chunk(self, t: np.ndarray, status: np.ndarray, cold: np.ndarray,
                   latency_ms: np.ndarray, done_s: np.ndarray, extra: dict | None = None) -> None:
         """Take one finalised chunk (all its requests resolved), in arrival order."""
-        first = self._first_index
         self._first_index += t.size
         keep = t >= self.warmup_s
         if not keep.all():

@@ -8,7 +8,6 @@ building the same model at once both leave a whole one.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sim.atomic import atomic_path
