@@ -12,16 +12,13 @@ what was expected. Figures live only in the data file, never here.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from .config import (BILLING_MODES, CONTAINER_SCALING_METRICS, ContainerPrices, KnativeKpa,
                      OpenFaasRps)
-from .errors import ConfigError, check_keys, read_user_file
-from .pricing import Citation, _Reader
+from .errors import check_keys
+from .pricing import Citation, _Reader, citation_rows, read_data_file
 
 SCHEMA = "servesim.presets/1"
 PACKAGED_PRESETS = "platform-presets.yaml"
@@ -95,21 +92,12 @@ class Presets:
 
     def sources(self) -> list[dict[str, Any]]:
         """One row per figure: key, value, unit, source, date (loads straight into pandas)."""
-        return [dict(key=c.key, value=c.value, unit=c.unit, source=c.source, date=c.date)
-                for c in self.citations]
+        return citation_rows(self.citations)
 
 
 def load_presets(path: str | Path | None = None) -> Presets:
     """Read and validate a presets file; None reads the packaged one. Not cached."""
-    if path is None:
-        ref = resources.files(__package__).joinpath("data", PACKAGED_PRESETS)
-        source, text = str(ref), ref.read_text(encoding="utf-8")
-    else:
-        source, text = str(path), read_user_file(path, "presets file (YAML)")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, "", f"valid YAML ({exc})") from None
+    source, doc = read_data_file(path, PACKAGED_PRESETS, "presets file (YAML)")
     return _PresetReader(source).presets(doc)
 
 

@@ -136,21 +136,31 @@ class Pricing:
 
     def sources(self) -> list[dict[str, Any]]:
         """One row per figure: key, value, unit, source, date (loads straight into pandas)."""
-        return [dict(key=c.key, value=c.value, unit=c.unit, source=c.source, date=c.date)
-                for c in self.citations]
+        return citation_rows(self.citations)
+
+
+def citation_rows(citations) -> list[dict[str, Any]]:
+    """One row per cited figure: key, value, unit, source, date (loads straight into pandas)."""
+    return [dict(key=c.key, value=c.value, unit=c.unit, source=c.source, date=c.date) for c in citations]
+
+
+def read_data_file(path: str | Path | None, packaged: str, what: str) -> tuple[str, Any]:
+    """(source, parsed YAML) of a user's data file, or of the packaged `sim/data/<packaged>` when
+    `path` is None; ConfigError naming the file when it is not valid YAML."""
+    if path is None:
+        ref = resources.files(__package__).joinpath("data", packaged)
+        source, text = str(ref), ref.read_text(encoding="utf-8")
+    else:
+        source, text = str(path), read_user_file(path, what)
+    try:
+        return source, yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "", f"valid YAML ({exc})") from None
 
 
 def load_pricing(path: str | Path | None = None) -> Pricing:
     """Read and validate a price file; None reads the packaged us-east-1 file."""
-    if path is None:
-        ref = resources.files(__package__).joinpath("data", PACKAGED_FILE)
-        source, text = str(ref), ref.read_text(encoding="utf-8")
-    else:
-        source, text = str(path), read_user_file(path, "price file (YAML)")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, "", f"valid YAML ({exc})") from None
+    source, doc = read_data_file(path, PACKAGED_FILE, "price file (YAML)")
     return _Reader(source).pricing(doc)
 
 

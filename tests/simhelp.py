@@ -61,3 +61,29 @@ def scaled_by_the_idle_effect(cfg, records: pd.DataFrame, seed: int) -> int:
     ratio = work[scaled] / drawn[scaled]
     assert np.all((ratio >= lo * (1 - 1e-12)) & (ratio <= hi * (1 + 1e-12)))
     return int(np.sum(np.abs(ratio - 1.0) > 1e-12))
+
+
+# -- mutating a parsed YAML document (price and presets files) -----------------------------------
+
+def _key_at(doc, path):
+    """The mapping (or list) holding the last key of `path` (a sequence of keys and list indexes)."""
+    *parents, last = path
+    for k in parents:
+        doc = doc[k]
+    return doc, last
+
+
+def set_key(path, value):
+    """A function setting `path` of a document to `value`, in place."""
+    def mutate(d):
+        parent, last = _key_at(d, path)
+        parent[last] = value
+    return mutate
+
+
+def delete_key(path):
+    """A function deleting `path` of a document, in place."""
+    def mutate(d):
+        parent, last = _key_at(d, path)
+        del parent[last]
+    return mutate

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_campaign import no_process_left, tiny_model  # noqa: F401 - fixtures
 
 from calibrate.fit import HOST_MIN_STRETCH, fit_host_share, fit_stretch, stretch_model
 from sim.config import HostShare
@@ -203,33 +204,6 @@ def test_validation_uses_the_profile_host_share_for_local_targets_only(tmp_path)
 
 
 # -- the burst phase against the real local targets ---------------------------------------------------
-
-psutil = pytest.importorskip("psutil")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    pytest.importorskip("onnx")
-    from modelhelp import write_tiny_model
-
-    return write_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
-@pytest.fixture(autouse=True)
-def no_process_left():
-    yield
-    from deploy.procs import live_processes
-
-    assert live_processes() == []
-    deadline = time.monotonic() + 5.0
-    while True:
-        children = [p for p in psutil.Process().children(recursive=True)
-                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        if not children or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert children == []
-
 
 HOST = {"usable_cpus": 2}
 SIZES = dict(quick=True, progress=False, echo=lambda s: None, n_cold=0, n_warm=1, load_levels=[1], level_s=0.5)

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from test_campaign import rie, tiny_model  # noqa: F401 - fixtures
 
 from calibrate.fit import COLD_K, COLD_MIN_EXTRA_MS, MIN_COLD_REFERENCE_N, ColdRule
 from calibrate.profiles import profile_from_table, write_profile
@@ -164,24 +165,6 @@ def test_hand_written_http_entry_and_its_mistakes(tmp_path):
 # ---- the real thing: the local Lambda gateway as a scale-to-zero endpoint ---------------------
 
 KEEP_ALIVE_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def rie():
-    from deploy.rie import rie_path
-
-    try:
-        return rie_path()
-    except ServesimError as exc:
-        pytest.skip(f"the Lambda Runtime Interface Emulator is not installed (make rie): {exc}")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    pytest.importorskip("onnxruntime")
-    from modelhelp import write_tiny_model
-
-    return write_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
 
 
 @pytest.fixture(autouse=True)

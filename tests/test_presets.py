@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from simhelp import delete_key, set_key
 
 from sim.config import ContainerPrices, KnativeKpa, OpenFaasRps
 from sim.errors import ConfigError
@@ -123,26 +124,6 @@ def test_user_file_same_as_packaged_and_not_cached(tmp_path, doc, presets):
     assert load_presets(path).control_plane_usd_per_hour("eks") == 0.6
 
 
-def _at(doc, path):
-    *parents, last = path
-    for k in parents:
-        doc = doc[k]
-    return doc, last
-
-
-def _set(path, value):
-    def mutate(d):
-        parent, last = _at(d, path)
-        parent[last] = value
-    return mutate
-
-
-def _delete(path):
-    def mutate(d):
-        parent, last = _at(d, path)
-        del parent[last]
-    return mutate
-
 
 FARGATE = ["container_services", "fargate"]
 FARGATE_PRICES = FARGATE + ["billing_modes", "instance"]
@@ -155,38 +136,38 @@ def _rename_mode(d):
 
 
 @pytest.mark.parametrize("mutate, key, expected", [
-    (_delete(KPA + ["tick_s"]), "autoscalers.knative-kpa.tick_s", "key is missing"),
-    (_delete(FARGATE_PRICES + ["minimum_s", "source"]),
+    (delete_key(KPA + ["tick_s"]), "autoscalers.knative-kpa.tick_s", "key is missing"),
+    (delete_key(FARGATE_PRICES + ["minimum_s", "source"]),
      "container_services.fargate.billing_modes.instance.minimum_s.source", "key is missing"),
-    (_set(FARGATE_PRICES + ["usd_per_vcpu_s", "value"], -1.0e-5),
+    (set_key(FARGATE_PRICES + ["usd_per_vcpu_s", "value"], -1.0e-5),
      "container_services.fargate.billing_modes.instance.usd_per_vcpu_s.value", "a number >= 0"),
     (_rename_mode, "container_services.fargate.billing_modes.hourly", "a billing mode: instance, request, execution"),
-    (_set(FARGATE + ["default_billing"], "request"), "container_services.fargate.default_billing",
+    (set_key(FARGATE + ["default_billing"], "request"), "container_services.fargate.default_billing",
      "one of this preset's billing modes: instance"),
-    (_set(FARGATE + ["billing_modes"], {}), "container_services.fargate.billing_modes", "at least one billing mode"),
-    (_set(FARGATE + ["defaults", "scaling_metric"], "memory"), "container_services.fargate.defaults.scaling_metric",
+    (set_key(FARGATE + ["billing_modes"], {}), "container_services.fargate.billing_modes", "at least one billing mode"),
+    (set_key(FARGATE + ["defaults", "scaling_metric"], "memory"), "container_services.fargate.defaults.scaling_metric",
      "one of: concurrency, cpu"),
-    (_set(FARGATE + ["defaults", "concurrency", "value"], 2.5),
+    (set_key(FARGATE + ["defaults", "concurrency", "value"], 2.5),
      "container_services.fargate.defaults.concurrency.value", "a whole number"),
-    (_set(FARGATE + ["defaults", "max_instances", "value"], 0),
+    (set_key(FARGATE + ["defaults", "max_instances", "value"], 0),
      "container_services.fargate.defaults.max_instances.value", "a positive number"),
-    (_set(FARGATE + ["defaults", "cpu"], 1), "container_services.fargate.defaults.cpu", "did you mean 'vcpu'?"),
-    (_set(FARGATE + ["kpa"], {"window_s": 60}), "container_services.fargate.kpa.window_s", "a known key"),
-    (_set(["container_services", "cloud-run", "kpa", "target_utilization", "value"], 60),
+    (set_key(FARGATE + ["defaults", "cpu"], 1), "container_services.fargate.defaults.cpu", "did you mean 'vcpu'?"),
+    (set_key(FARGATE + ["kpa"], {"window_s": 60}), "container_services.fargate.kpa.window_s", "a known key"),
+    (set_key(["container_services", "cloud-run", "kpa", "target_utilization", "value"], 60),
      "container_services.cloud-run.kpa.target_utilization.value", "a fraction in (0, 1]"),
-    (_set(FARGATE + ["assumptions"], "none"), "container_services.fargate.assumptions", "a list of sentences"),
-    (_set(KPA + ["scale_to_zero", "value"], "yes"), "autoscalers.knative-kpa.scale_to_zero.value", "true or false"),
-    (_set(KPA + ["max_scale_down_rate", "value"], 1), "autoscalers.knative-kpa.max_scale_down_rate.value",
+    (set_key(FARGATE + ["assumptions"], "none"), "container_services.fargate.assumptions", "a list of sentences"),
+    (set_key(KPA + ["scale_to_zero", "value"], "yes"), "autoscalers.knative-kpa.scale_to_zero.value", "true or false"),
+    (set_key(KPA + ["max_scale_down_rate", "value"], 1), "autoscalers.knative-kpa.max_scale_down_rate.value",
      "a ratio greater than 1"),
-    (_set(["autoscalers", "openfaas-rps", "min_replicas", "value"], 9),
+    (set_key(["autoscalers", "openfaas-rps", "min_replicas", "value"], 9),
      "autoscalers.openfaas-rps.max_replicas.value", "at least min_replicas (9)"),
-    (_set(["autoscalers", "openfaas-rps", "threshold_rps", "value"], 0),
+    (set_key(["autoscalers", "openfaas-rps", "threshold_rps", "value"], 0),
      "autoscalers.openfaas-rps.threshold_rps.value", "a positive number"),
-    (_set(["control_planes", "none"], 0.1), "control_planes.none", "or 0 for a free control plane"),
-    (_delete(["control_planes", "eks", "usd_per_hour", "date"]), "control_planes.eks.usd_per_hour.date",
+    (set_key(["control_planes", "none"], 0.1), "control_planes.none", "or 0 for a free control plane"),
+    (delete_key(["control_planes", "eks", "usd_per_hour", "date"]), "control_planes.eks.usd_per_hour.date",
      "key is missing"),
-    (_set(["schema"], "servesim.presets/2"), "schema", "'servesim.presets/1'"),
-    (_delete(["autoscalers"]), "autoscalers", "key is missing"),
+    (set_key(["schema"], "servesim.presets/2"), "schema", "'servesim.presets/1'"),
+    (delete_key(["autoscalers"]), "autoscalers", "key is missing"),
 ])
 def test_bad_presets_file(tmp_path, doc, mutate, key, expected):
     bad = copy.deepcopy(doc)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from simhelp import delete_key, set_key
 
 from sim.errors import ConfigError
 from sim.pricing import load_pricing
@@ -73,54 +74,33 @@ def test_unknown_instance_type_lists_known():
     assert "p5.48xlarge" in msg and "c6i.large" in msg and "inf2.xlarge" in msg
 
 
-def _at(doc, path):
-    """The mapping holding the last key of a dotted path (list indexes as ints)."""
-    *parents, last = path
-    for k in parents:
-        doc = doc[k]
-    return doc, last
-
-
-def _set(path, value):
-    def mutate(d):
-        parent, last = _at(d, path)
-        parent[last] = value
-    return mutate
-
-
-def _delete(path):
-    def mutate(d):
-        parent, last = _at(d, path)
-        del parent[last]
-    return mutate
-
 
 ARM_TIERS = ["lambda", "duration", "arm64", "tiers"]
 
 
 @pytest.mark.parametrize("mutate, key, expected", [
-    (_delete(["lambda", "usd_per_request"]), "lambda.usd_per_request", "key is missing"),
-    (_delete(ARM_TIERS + [1, "usd_per_gb_s", "value"]),
+    (delete_key(["lambda", "usd_per_request"]), "lambda.usd_per_request", "key is missing"),
+    (delete_key(ARM_TIERS + [1, "usd_per_gb_s", "value"]),
      "lambda.duration.arm64.tiers[1].usd_per_gb_s.value", "key is missing"),
-    (_delete(["ec2", "instances", "g5.xlarge", "usd_per_hour", "source"]),
+    (delete_key(["ec2", "instances", "g5.xlarge", "usd_per_hour", "source"]),
      "ec2.instances.g5.xlarge.usd_per_hour.source", "key is missing"),
-    (_set(["ec2", "instances", "c6i.large", "usd_per_hour", "value"], -0.085),
+    (set_key(["ec2", "instances", "c6i.large", "usd_per_hour", "value"], -0.085),
      "ec2.instances.c6i.large.usd_per_hour.value", "a number >= 0"),
-    (_set(["alb", "usd_per_lcu_hour", "value"], "cheap"), "alb.usd_per_lcu_hour.value", "a number"),
-    (_set(["alb", "usd_per_lcu_hour", "value"], True), "alb.usd_per_lcu_hour.value", "a number"),
-    (_set(ARM_TIERS + [1, "usd_per_gb_s", "value"], [1, 2]),
+    (set_key(["alb", "usd_per_lcu_hour", "value"], "cheap"), "alb.usd_per_lcu_hour.value", "a number"),
+    (set_key(["alb", "usd_per_lcu_hour", "value"], True), "alb.usd_per_lcu_hour.value", "a number"),
+    (set_key(ARM_TIERS + [1, "usd_per_gb_s", "value"], [1, 2]),
      "lambda.duration.arm64.tiers[1].usd_per_gb_s.value", "a number"),
-    (_set(ARM_TIERS + [1, "up_to_gb_s_per_month"], 7_000_000_000),
+    (set_key(ARM_TIERS + [1, "up_to_gb_s_per_month"], 7_000_000_000),
      "lambda.duration.arm64.tiers[1].up_to_gb_s_per_month", "greater than the previous tier"),
-    (_set(ARM_TIERS + [2, "up_to_gb_s_per_month"], 30_000_000_000),
+    (set_key(ARM_TIERS + [2, "up_to_gb_s_per_month"], 30_000_000_000),
      "lambda.duration.arm64.tiers[2].up_to_gb_s_per_month", "null on the last tier"),
-    (_set(ARM_TIERS, []), "lambda.duration.arm64.tiers", "a non-empty list"),
-    (_delete(["lambda", "provisioned", "arm64"]), "lambda.provisioned.arm64", "key is missing"),
-    (_set(["ec2", "instances", "t3.medium", "vcpus"], 0), "ec2.instances.t3.medium.vcpus", "positive whole"),
-    (_set(["alb", "lcu", "new_connections_per_s", "value"], 0),
+    (set_key(ARM_TIERS, []), "lambda.duration.arm64.tiers", "a non-empty list"),
+    (delete_key(["lambda", "provisioned", "arm64"]), "lambda.provisioned.arm64", "key is missing"),
+    (set_key(["ec2", "instances", "t3.medium", "vcpus"], 0), "ec2.instances.t3.medium.vcpus", "positive whole"),
+    (set_key(["alb", "lcu", "new_connections_per_s", "value"], 0),
      "alb.lcu.new_connections_per_s.value", "a positive number"),
-    (_set(["schema"], "servesim.pricing/2"), "schema", "'servesim.pricing/1'"),
-    (_delete(["alb"]), "alb", "key is missing"),
+    (set_key(["schema"], "servesim.pricing/2"), "schema", "'servesim.pricing/1'"),
+    (delete_key(["alb"]), "alb", "key is missing"),
 ])
 def test_bad_price_file(tmp_path, doc, mutate, key, expected):
     bad = copy.deepcopy(doc)

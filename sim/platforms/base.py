@@ -17,6 +17,7 @@ import simpy
 from ..billing import Cost
 from ..pricing import Pricing
 from ..streams import RequestDraws
+from ..tally import LevelTally
 
 
 class Chunk:
@@ -106,3 +107,16 @@ class Platform(ABC):
         chunk.pending -= 1
         if chunk.pending == 0:
             self.on_resolved(chunk)
+
+
+def fleet_levels(alive: LevelTally, busy: LevelTally, in_system: LevelTally, slots_per_unit: int,
+                 end_s: float, n_periods: int) -> dict:
+    """`Platform.levels` of a fleet of units (instances, pods) of `slots_per_unit` slots each,
+    from its tallies of units alive, slots busy and requests in the system."""
+    alive_mean = alive.mean(end_s)
+    busy_mean = busy.mean(end_s)
+    return {"instances_mean": alive_mean, "instances_max": alive.max_level,
+            "busy_mean": busy_mean, "in_system_mean": in_system.mean(end_s),
+            "utilization": busy_mean / (alive_mean * slots_per_unit) if alive_mean > 0 else 0.0,
+            "instances_series": alive.per_period(n_periods, end_s),
+            "busy_series": busy.per_period(n_periods, end_s)}

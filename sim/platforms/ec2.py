@@ -36,7 +36,7 @@ from ..metrics import REJECTED, TIMEOUT
 from ..pricing import Pricing
 from ..streams import RequestDraws
 from ..tally import LevelTally
-from .base import Chunk, Platform
+from .base import Chunk, Platform, fleet_levels
 from .host import Host, Job
 
 BOOTING, IN_SERVICE, DRAINING, TERMINATED = range(4)
@@ -352,10 +352,4 @@ class EC2Model(Platform):
                         window=window, **kw)
 
     def levels(self, end_s: float, n_periods: int) -> dict:
-        alive = self.alive_tally.mean(end_s)
-        busy = self.busy_tally.mean(end_s)
-        return {"instances_mean": alive, "instances_max": self.alive_tally.max_level,
-                "busy_mean": busy, "in_system_mean": self.in_system_tally.mean(end_s),
-                "utilization": busy / (alive * self.workers) if alive > 0 else 0.0,
-                "instances_series": self.alive_tally.per_period(n_periods, end_s),
-                "busy_series": self.busy_tally.per_period(n_periods, end_s)}
+        return fleet_levels(self.alive_tally, self.busy_tally, self.in_system_tally, self.workers, end_s, n_periods)

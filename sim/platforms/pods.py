@@ -57,7 +57,7 @@ from ..pricing import Pricing
 from ..streams import RequestDraws
 from ..tally import LevelTally
 from .autoscalers import IdleTimeout, KpaScaler, OpenFaasRpsScaler, TargetTracking
-from .base import Chunk, Platform
+from .base import Chunk, Platform, fleet_levels
 
 STARTING, READY, DRAINING, STOPPED = range(4)
 _NO_END = float(np.finfo(float).max)  # the window's end while the run goes on (periods close before it)
@@ -349,13 +349,7 @@ class PodModel(Platform):
         return self.lives + [(u.launched_s, end_s) for u in alive]
 
     def levels(self, end_s: float, n_periods: int) -> dict:
-        alive = self.alive_tally.mean(end_s)
-        busy = self.busy_tally.mean(end_s)
-        return {"instances_mean": alive, "instances_max": self.alive_tally.max_level,
-                "busy_mean": busy, "in_system_mean": self.in_system_tally.mean(end_s),
-                "utilization": busy / (alive * self.conc) if alive > 0 else 0.0,
-                "instances_series": self.alive_tally.per_period(n_periods, end_s),
-                "busy_series": self.busy_tally.per_period(n_periods, end_s)}
+        return fleet_levels(self.alive_tally, self.busy_tally, self.in_system_tally, self.conc, end_s, n_periods)
 
 
 class K8sFunctionModel(PodModel):
