@@ -387,7 +387,7 @@ def _echo_lines(lines) -> None:
 @click.option("--levels", help="Load levels: concurrent clients, comma-separated (default 1,2,4,...,32; quick 1,2).")
 @click.option("--level-s", type=click.FloatRange(0.5, 3600), help="Seconds per load level (default 10; quick 2).")
 @click.option("--burst-sizes", help="local targets: requests sent at once per burst, comma-separated, starting at 1 "
-                                    "(default 1,2,4; local-server: those up to --workers).")
+                                    "(default 1,2,4,8; local-server: those up to --workers).")
 @click.option("--bursts", "bursts", type=click.IntRange(0, 10000),
               help="local targets: recorded bursts per size (default 5; quick 3; 0: no burst phase).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted campaign in --out.")
@@ -422,7 +422,7 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
       servesim calibrate local-lambda --model mobilenetv2 --memory-mb 1024,1769,3008 --out m.parquet
       servesim calibrate local-server --model mobilenetv2 --workers 1,2 --cpus 2 --out s.parquet --quick
       servesim calibrate local-lambda --model mobilenetv2 --cold 0 --warm 1 --levels 1 --level-s 0.5 \
-          --burst-sizes 1,2,4 --bursts 10 --out bursts.parquet
+          --burst-sizes 1,2,4,8 --bursts 10 --out bursts.parquet
       servesim calibrate aws-lambda --model mobilenetv2 --memory-mb 1024,2048 --max-cost-usd 2 --out a.parquet
       servesim calibrate aws-ec2 --model mobilenetv2 --instance-type c6i.large --allow-cidr 203.0.113.7/32 \\
           --dry-run --out e.parquet

@@ -26,7 +26,7 @@ noisy), then for each of the target's configurations measures, in this order:
    when p99 exceeds `p99_explode` (10) times the first level's, or when fewer than half the
    requests succeed. The knee is the last level whose throughput still grew by more than 5 %.
 
-4. **burst** — for each k in `burst_sizes` (default 1, 2, 4), `bursts` times: after an idle pause
+4. **burst** — for each k in `burst_sizes` (default 1, 2, 4, 8), `bursts` times: after an idle pause
    of `BURST_PAUSE_S` (so every request reaches a rested unit, whatever k), k requests sent at
    the same instant (k client threads, their connections opened beforehand, released together
    by a barrier); each is a row of phase ``burst``, ``level`` = ``concurrency`` = k. Concurrent
@@ -105,7 +105,7 @@ class CampaignSettings:
     quick: bool = False
     flush_rows: int = 2000
     warm_gap_s: float = 0.2
-    burst_sizes: tuple[int, ...] = (1, 2, 4)
+    burst_sizes: tuple[int, ...] = (1, 2, 4, 8)
     bursts: int = 5
 
     def __post_init__(self):

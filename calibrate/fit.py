@@ -771,6 +771,7 @@ class ColdRule:
 MIN_BURST_N = 3
 HOST_MIN_STRETCH = 0.10
 HOST_ALPHA = 0.01
+STRETCH_LOSS_SCALE = 0.1  # fit_stretch's soft-L1 scale, in log duration
 INIT_CORES = 1.0
 """The convention that fixes the unit of `HostShare.cores` for Lambda: an INIT (a fresh Python
 process importing the handler and loading the model) is single-threaded, so it uses one core
@@ -781,17 +782,19 @@ when alone; `cores` is then the host's capacity in INITs run at full speed."""
 class StretchFit:
     """How one kind of job (INIT, or warm work) stretches when k of them start together:
     `m` = cores / demand (None when not identified, `reason` says why), `points` per k (n,
-    median, stretch against k = 1, the rule's p-value, the fitted stretch), and the samples by
-    k (`samples`, for the plot)."""
+    median, stretch against the fitted duration alone `base_ms`, the rule's p-value, the fitted
+    stretch), and the samples by k (`samples`, for the plot)."""
 
     m: float | None
     points: list[dict]
     samples: dict[int, np.ndarray]
     reason: str | None = None
     rms_log: float | None = None
+    base_ms: float | None = None
+    """The fitted duration alone (ms), the reference of the points' stretch."""
 
     def meta(self) -> dict:
-        out = {"m": _r(self.m), "points": self.points}
+        out = {"m": _r(self.m), "base_ms": _r(self.base_ms), "points": self.points}
         if self.rms_log is not None:
             out["rms_log_residual"] = _r(self.rms_log)
         if self.reason is not None:
@@ -808,62 +811,61 @@ def stretch_model(k, m: float) -> np.ndarray:
 def fit_stretch(samples: dict[int, Sequence[float]]) -> StretchFit:
     """m = cores / demand from durations (ms) of jobs measured in bursts of k (k -> durations).
 
-    Per k: the median duration, and its stretch r_k = median_k / median_1. m minimises
-    sum over k > 1 of (log r_k - log max(1, k / m))^2: a grid of 4000 values of log m from
-    m = 1 to 4 * max k, refined by a bounded Brent search around the best. (m below 1, a job
-    that cannot get its demand even alone, stretches k = 1 too: relative to it every k then
-    stretches by k, as at m = 1, so m is taken >= 1.) **Identified**
-    when some k > 1 shows a stretch clearly above noise: r_k >= 1 + `HOST_MIN_STRETCH` (10 %)
-    *and* a one-sided Mann-Whitney test that the durations at k exceed those at k = 1 rejects
-    at `HOST_ALPHA` (0.01); each k needs `MIN_BURST_N` (3) durations, k = 1 too. Otherwise m is
-    None and `reason` says why (no stretch seen means m >= max k: the demand is not identified).
+    Model: log d = log b + log max(1, k / m) + noise, for every duration d measured at k, with
+    b (the duration alone, ms) and m both fitted, by robust least squares (soft-L1 loss, scale
+    `STRETCH_LOSS_SCALE` = 0.1 in log: a duration more than ~10 % off the curve weighs less)
+    from several starting points, m bounded to [1, 4 * max k]. Every burst size informs b (the
+    unstretched ones all measure it), not only the few durations at k = 1, and the largest sizes,
+    which are past the knee, pin m. (m below 1, a job that cannot get its demand even alone,
+    stretches k = 1 too: relative to it every k then stretches by k, as at m = 1, so m is taken
+    >= 1.) Each point reports its median, its stretch (median / b) and the fitted stretch.
+    **Identified** when some k > 1 shows a stretch clearly above noise: median_k / median_1 >=
+    1 + `HOST_MIN_STRETCH` (10 %) *and* a one-sided Mann-Whitney test that the durations at k
+    exceed those at k = 1 rejects at `HOST_ALPHA` (0.01); each k needs `MIN_BURST_N` (3)
+    durations, k = 1 too. Otherwise m is None and `reason` says why (no stretch seen means m >=
+    max k: the demand is not identified).
     """
     data = {int(k): np.asarray(v, dtype=float) for k, v in samples.items()}
     data = {k: v[np.isfinite(v) & (v > 0)] for k, v in sorted(data.items())}
     if 1 not in data or data[1].size < MIN_BURST_N:
         return StretchFit(None, [], data, f"at least {MIN_BURST_N} durations at k = 1 are needed (the reference)")
-    base = float(np.median(data[1]))
+    used = {k: v for k, v in data.items() if v.size >= MIN_BURST_N}
+    if len(used) < 2:
+        return StretchFit(None, [], data, f"no burst size above 1 with at least {MIN_BURST_N} durations")
+    ref = float(np.median(used[1]))
+    k_obs = np.concatenate([np.full(v.size, float(k)) for k, v in used.items()])
+    log_d = np.log(np.concatenate(list(used.values())))
+    hi = math.log(4.0 * max(used))
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        return log_d - p[0] - np.log(stretch_model(k_obs, math.exp(p[1])))
+
+    best = None
+    for m0 in (1.05, 1.5, 2.5, 4.0, 0.5 * max(used), 2.0 * max(used)):
+        lm0 = min(max(math.log(m0), 1e-9), hi - 1e-9)
+        res = least_squares(residuals, [math.log(ref), lm0], bounds=([-np.inf, 0.0], [np.inf, hi]),
+                            loss="soft_l1", f_scale=STRETCH_LOSS_SCALE)
+        if best is None or res.cost < best.cost:
+            best = res
+    base, m = math.exp(best.x[0]), math.exp(best.x[1])
+    rms = math.sqrt(float(np.mean(residuals(best.x) ** 2)))
     points, clear = [], []
-    for k, v in data.items():
-        if v.size < MIN_BURST_N:
-            continue
-        r = float(np.median(v)) / base
+    for k, v in used.items():
+        med = float(np.median(v))
         p = None
         if k > 1:
-            p = float(st.mannwhitneyu(v, data[1], alternative="greater").pvalue)
-            if r >= 1.0 + HOST_MIN_STRETCH and p < HOST_ALPHA:
+            p = float(st.mannwhitneyu(v, used[1], alternative="greater").pvalue)
+            if med / ref >= 1.0 + HOST_MIN_STRETCH and p < HOST_ALPHA:
                 clear.append(k)
-        points.append({"k": k, "n": int(v.size), "median_ms": _r(float(np.median(v))), "stretch": _r(r),
-                       "p_value": _r(p)})
-    ks = np.array([pt["k"] for pt in points if pt["k"] > 1], dtype=float)
-    if ks.size == 0:
-        return StretchFit(None, points, data, f"no burst size above 1 with at least {MIN_BURST_N} durations")
-    logr = np.log([pt["stretch"] for pt in points if pt["k"] > 1])
-
-    def loss(log_m: float) -> float:
-        return float(np.sum((logr - np.log(stretch_model(ks, math.exp(log_m)))) ** 2))
-
-    lo, hi = 0.0, math.log(4.0 * ks.max())
-    grid = np.linspace(lo, hi, 4000)
-    vals = np.array([loss(g) for g in grid])
-    i = int(np.argmin(vals))
-    a, b = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-    best = grid[i]
-    if b > a:
-        res = minimize_scalar(loss, bounds=(a, b), method="bounded", options={"xatol": 1e-6})
-        if res.fun <= vals[i]:
-            best = float(res.x)
-    m = math.exp(best)
-    rms = math.sqrt(loss(best) / ks.size)
-    for pt in points:
-        pt["fitted"] = _r(float(stretch_model(pt["k"], m)))
+        points.append({"k": k, "n": int(v.size), "median_ms": _r(med), "stretch": _r(med / base),
+                       "p_value": _r(p), "fitted": _r(float(stretch_model(k, m)))})
     if not clear:
-        top = max(points, key=lambda pt: pt["stretch"] if pt["k"] > 1 else -1)
+        top = max((pt for pt in points if pt["k"] > 1), key=lambda pt: pt["median_ms"])
         return StretchFit(None, points, data,
-                          f"no burst size shows a stretch clearly above noise (largest: x{top['stretch']:.3g} at "
-                          f"k = {top['k']}, p = {top['p_value']:.2g}; the rule: >= x{1 + HOST_MIN_STRETCH:g} and "
-                          f"Mann-Whitney p < {HOST_ALPHA:g}): the demand is not identified", rms)
-    return StretchFit(m, points, data, None, rms)
+                          f"no burst size shows a stretch clearly above noise (largest: x{top['median_ms'] / ref:.3g} "
+                          f"at k = {top['k']}, p = {top['p_value']:.2g}; the rule: >= x{1 + HOST_MIN_STRETCH:g} over "
+                          f"k = 1 and Mann-Whitney p < {HOST_ALPHA:g}): the demand is not identified", rms, base)
+    return StretchFit(m, points, data, None, rms, base)
 
 
 @dataclass

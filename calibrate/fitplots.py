@@ -150,7 +150,7 @@ def plot_host_share(fit: HostShareFit, path: str | Path, title: str) -> Path:
         if sf is None or not sf.points:
             continue
         color = f"C{i}"
-        base = next(pt["median_ms"] for pt in sf.points if pt["k"] == 1)
+        base = sf.base_ms
         for k, v in sf.samples.items():
             if v.size:
                 jitter = (np.arange(v.size) / max(v.size - 1, 1) - 0.5) * 0.12 + (i - 0.5) * 0.08
@@ -167,7 +167,7 @@ def plot_host_share(fit: HostShareFit, path: str | Path, title: str) -> Path:
     ax.axhline(1.0, color="grey", lw=0.6, ls=":")
     ax.set_xticks(range(1, k_max + 1))
     ax.set_xlabel("requests started together (k)")
-    ax.set_ylabel("duration / median at k = 1")
+    ax.set_ylabel("duration / fitted duration alone")
     share = ("not identified" if fit.cores is None else
              f"cores {fit.cores:.3g}, init_cores {fit.init_cores:g}, work_cores {fit.work_cores:.3g}")
     ax.set_title(f"{title}: {share}", fontsize=10)

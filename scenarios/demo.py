@@ -136,7 +136,7 @@ def run_demo(out_dir: str | Path, *, echo: Callable[[str], None] = print, progre
 
     meas = out / "measurements"
     sizes = dict(host=check_host(), quick=True, n_cold=n_cold, n_warm=n_warm, load_levels=[1, 2], level_s=2.0, progress=progress,
-                 burst_sizes=[1, 2, 4], echo=echo)
+                 burst_sizes=[1, 2, 4, 8], echo=echo)
     # Bursts (the host share) only where step 5 replays: the other sizes are simulated as on AWS.
     campaigns = (("lambda", LocalLambdaTarget(MODEL, [m for m in MEMORY_MB if m != VALIDATED_MB]), 0),
                  ("lambda-validated", LocalLambdaTarget(MODEL, [VALIDATED_MB]), 3),

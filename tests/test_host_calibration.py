@@ -30,7 +30,19 @@ def bursts(m: float, base_ms: float, ks=(1, 2, 4), n_bursts: int = 5, noise: flo
 def test_fit_recovers_cores_over_demand(m):
     f = fit_stretch(bursts(m, 150.0))
     assert f.reason is None and f.m == pytest.approx(m, rel=0.06)
-    assert [p["k"] for p in f.points] == [1, 2, 4] and f.points[0]["stretch"] == 1.0
+    assert [p["k"] for p in f.points] == [1, 2, 4] and f.points[0]["stretch"] == pytest.approx(1.0, rel=0.05)
+    assert f.base_ms == pytest.approx(150.0, rel=0.03)
+
+
+def test_base_from_every_unstretched_size_not_only_k_one():
+    # m = 2.5: k = 1 and 2 are unstretched, 4 and 8 past the knee. Three of the five durations at
+    # k = 1 came out slow (host noise), so their median is 27 % high; the twelve at k = 2 measure
+    # the same duration alone. Stretches taken over the median at k = 1 would read m = 3.2.
+    data = bursts(2.5, 150.0, ks=(2, 4, 8), n_bursts=6, noise=0.02, seed=7)
+    data[1] = np.array([148.0, 152.0, 190.0, 195.0, 200.0])
+    f = fit_stretch(data)
+    assert f.m == pytest.approx(2.5, rel=0.06) and f.base_ms == pytest.approx(150.0, rel=0.04)
+    assert [p["fitted"] for p in f.points] == pytest.approx([1.0, 1.0, 1.6, 3.2], rel=0.06)
 
 
 def test_below_one_core_per_job_looks_like_one():
