@@ -39,7 +39,10 @@ service times come from (``host_share``, fitted from bursts of simultaneous requ
 target; an error if that entry has none). The default (absent, ``host: none`` or ``null``) is no sharing:
 on AWS every Lambda environment has its own CPU share (memory / 1769 vCPU), and an EC2 worker
 has a CPU of its own; sharing is what the local targets on a small machine show, and an
-instance running more busy workers than it has vCPUs. Sweepable like any key
+instance running more busy workers than it has vCPUs. A Lambda host may also be cold:
+``init_idle_s: 30, init_idle_factor: 1.3`` (both or neither) make the INITs that start after
+30 s without one take 1.3 times as long (see `HostShare`); an ec2 platform's host refuses them
+(EC2 runs no INIT on its host). Sweepable like any key
 (``lambda.host: [none, profile]``, ``platforms.lambda-2g.host.cores: [1, 2, 4]``).
 
 **k8s-function** (OpenFaaS or Knative on a Kubernetes cluster, `K8sFunctionConfig`)::
@@ -563,6 +566,11 @@ def _ec2(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef) -> EC2Config:
     entry = profile.profile.server_entry(itype, workers) if profile.profile else None
     service = _service(p, ctx, key, _EC2_SERVICE, entry, profile, name, wanted)
     kw["host"] = _host(p, ctx, key, entry, profile, wanted)
+    if kw["host"] is not None and kw["host"].init_idle_s is not None:
+        where = "the profile's host_share for " + wanted if p.get("host") == "profile" else "an inline host"
+        raise ConfigError(ctx.source, f"{key}.host", f"a host without init_idle_s / init_idle_factor for an ec2 "
+                          f"platform (EC2 runs no Lambda INIT on its host, so it is never cold; {where} has "
+                          f"init_idle_s {kw['host'].init_idle_s:g})")
     if "autoscaling" in p:
         no_boot = (f"the profile has no boot_s for {wanted}" if profile.profile is not None
                    else "the scenario has no profile to take it from")

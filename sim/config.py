@@ -74,17 +74,37 @@ class HostShare:
     fraction f of its demand progresses at rate f, so its duration stretches by 1/f. For Lambda
     the host is shared by every environment; for EC2 each instance is its own host. Fitted by
     calibration from bursts of k simultaneous requests (`calibrate.fit.fit_host_share`).
+
+    Cold host (Lambda only; `init_idle_s` None: never): the first INITs after the host has run
+    no INIT for a while are slower, because the host pages out memory nobody touched for that
+    long (on the local target, DAMON reclaim after 30 s: the INIT's imports, onnxruntime, the
+    model) and they page it back in. An INIT starting when no INIT is in progress on the host
+    and the last one ended at least `init_idle_s` earlier (or none has run yet) finds the host
+    cold and opens a cold period, which lasts until its own INIT phase ends. It and every INIT
+    starting during its cold period take `init_idle_factor` times their drawn duration as their
+    work alone, which the host then shares as usual (the sharing stretch applies on top).
     """
 
     cores: float
     init_cores: float = 1.0
     work_cores: float = 1.0
+    init_idle_s: float | None = None
+    """Seconds without an INIT after which the host is cold (None: it never is)."""
+    init_idle_factor: float = 1.0
+    """How many times longer an INIT takes alone on a cold host (1.0 when init_idle_s is None)."""
 
     def __post_init__(self):
         for name in ("cores", "init_cores", "work_cores"):
             v = getattr(self, name)
             if not (0.0 < v < math.inf):
                 raise ValueError(f"{name} must be > 0 and finite, got {v}")
+        if self.init_idle_s is not None and not (0.0 < self.init_idle_s < math.inf):
+            raise ValueError(f"init_idle_s must be None or > 0 and finite (seconds), got {self.init_idle_s}")
+        if not (0.0 < self.init_idle_factor < math.inf):
+            raise ValueError(f"init_idle_factor must be > 0 and finite, got {self.init_idle_factor}")
+        if self.init_idle_s is None and self.init_idle_factor != 1.0:
+            raise ValueError("init_idle_factor must be 1.0 when init_idle_s is None (the host is never cold), "
+                             f"got {self.init_idle_factor}")
 
 
 @dataclass(frozen=True)

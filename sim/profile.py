@@ -29,9 +29,12 @@ service time depends on the idle time before a request; ``warm_ms`` / ``service_
 the times of a request reaching a rested unit; it may carry a ``fit`` key like a dist spec),
 ``host_share`` (`sim.config.HostShare`, Lambda and server entries: how concurrent work shared
 the CPUs of the host it was measured on, fitted from bursts of simultaneous requests;
-``{cores, init_cores, work_cores, fit}``, init_cores and work_cores default 1, or ``{cores:
-null, fit: {reason: ...}}`` when the calibration measured bursts but identified no sharing: the
-entry's `host` is then None and the reason stays in its ``fit``).
+``{cores, init_cores, work_cores, init_idle_s, init_idle_factor, fit}``, init_cores and
+work_cores default 1; init_idle_s and init_idle_factor, both or neither, make the host cold
+after init_idle_s seconds without an INIT, the INITs that find it so taking init_idle_factor
+times as long (Lambda; none when absent); or ``{cores: null, fit: {reason: ...}}``, no other
+key, when the calibration measured bursts but identified no sharing: the entry's `host` is then
+None and the reason stays in its ``fit``).
 
 A dist spec is the one of `sim.dists` (``{"dist": "lognorm", "s": 0.4, "scale": 95}``); units
 are in the key (``warm_ms`` in ms, ``boot_s`` in seconds). Inside a profile it may carry a
@@ -314,10 +317,11 @@ class _Reader:
 
 def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: bool = True,
                      allow_fit: bool = True) -> tuple[HostShare | None, dict | None]:
-    """``{cores: 1.7, init_cores: 1, work_cores: 1, fit: {...}}`` -> (HostShare, fit or None);
-    init_cores and work_cores default to 1. With `allow_null`, ``cores: null`` (measured, not
-    identified) gives (None, fit). ConfigError naming `source` and `key` otherwise."""
-    allowed = ("cores", "init_cores", "work_cores") + (("fit",) if allow_fit else ())
+    """``{cores: 1.7, init_cores: 1, work_cores: 1, init_idle_s: 30, init_idle_factor: 1.3, fit:
+    {...}}`` -> (HostShare, fit or None); init_cores and work_cores default to 1, init_idle_s and
+    init_idle_factor are both given or neither (no cold host). With `allow_null`, ``cores: null``
+    (measured, not identified) gives (None, fit). ConfigError naming `source` and `key` otherwise."""
+    allowed = ("cores", "init_cores", "work_cores", "init_idle_s", "init_idle_factor") + (("fit",) if allow_fit else ())
     if not isinstance(data, Mapping):
         raise ConfigError(source, key, "a mapping such as {cores: 1.7, init_cores: 1, work_cores: 1}", data)
     check_keys(data, allowed, source=source, key=key)
@@ -329,17 +333,26 @@ def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: boo
         raise ConfigError(source, f"{key}.cores", "a value (this key is required)")
     if data["cores"] is None and allow_null:
         extra = [k for k in ("init_cores", "work_cores") if data.get(k) is not None]
+        extra += [k for k in ("init_idle_s", "init_idle_factor") if k in data]
         if extra:
             raise ConfigError(source, f"{key}.{extra[0]}", "no value when cores is null (no host share identified)",
                               data[extra[0]])
         return None, fit
+    idle = [k for k in ("init_idle_s", "init_idle_factor") if k in data]
+    if len(idle) == 1:
+        other = "init_idle_factor" if idle[0] == "init_idle_s" else "init_idle_s"
+        raise ConfigError(source, f"{key}.{other}", f"a value: init_idle_s and init_idle_factor go together "
+                          f"(a cold host), or neither is given (only {idle[0]} is)")
+    wanted = {"cores": "the host's capacity in cores, a number > 0",
+              "init_cores": "the cores one job uses when alone, a number > 0",
+              "work_cores": "the cores one job uses when alone, a number > 0",
+              "init_idle_s": "the seconds without an INIT after which the host is cold, a number > 0",
+              "init_idle_factor": "how many times longer an INIT takes on a cold host, a number > 0"}
     values = {}
-    for name in ("cores", "init_cores", "work_cores"):
+    for name in ("cores", "init_cores", "work_cores", *idle):
         v = data.get(name, 1.0)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
-            wanted = ("the host's capacity in cores, a number > 0" if name == "cores" else
-                      "the cores one job uses when alone, a number > 0")
-            raise ConfigError(source, f"{key}.{name}", wanted, v)
+            raise ConfigError(source, f"{key}.{name}", wanted[name], v)
         values[name] = float(v)
     return HostShare(**values), fit
 

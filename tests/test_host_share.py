@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import simpy
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sim import engine_simpy
@@ -78,6 +78,11 @@ def test_zero_length_phases_end_at_once_and_events_fire_at_exact_times():
     assert out == {0: (0.0, [0.0, 0.0], False), 1: (0.3, [0.0], False)}
     for now, at in [(0.1, 0.3), (1e6 + 0.1, 1e6 + 0.30000000001), (3.0, 7e-17 + 3.0), (0.0, 1e-300)]:
         assert now + delay_until(now, at) == at
+    # Unreachable from here (0.2889513820945003x either side round away): a hair early, never late,
+    # and from that time on it is reachable.
+    now, at = 0.17787303969698662, 0.4668244217914869
+    early = now + delay_until(now, at)
+    assert early < at and at - early < 1e-15 and early + delay_until(early, at) == at
 
 
 # --- exact event logs by hand ------------------------------------------------------------------
@@ -238,6 +243,8 @@ def test_lambda_on_a_big_enough_host_is_the_unshared_run(rate, warm, cold, keep,
 @given(rate=st.floats(2.0, 80.0), svc=LOGNORM, n=st.integers(1, 3), w=st.integers(1, 3),
        lb=st.sampled_from(["least_outstanding", "round_robin", "shared_queue"]), timeout=st.sampled_from([60.0, 0.3]),
        idle=st.booleans(), work_cores=st.floats(0.3, 2.0), seed=st.integers(0, 99))
+@example(rate=25.0, svc={"dist": "lognorm", "s": 0.875, "scale": 237.0}, n=1, w=2, lb="least_outstanding",
+         timeout=60.0, idle=False, work_cores=1.0, seed=32)  # a completion time SimPy cannot reach from 0.178 s
 def test_ec2_on_big_enough_instances_is_the_unshared_run(rate, svc, n, w, lb, timeout, idle, work_cores, seed):
     cfg = ec2(service=svc, instances=n, workers_per_instance=w, load_balancer=lb, request_timeout_s=timeout,
               queue_limit=5)

@@ -10,7 +10,8 @@ duration stretches by cap / a.
 A job is a sequence of phases (a Lambda cold start: INIT, then the invocation), each with its
 own duration alone (ms), cap, and optionally a time limit (ms): a phase still running that long
 after it started is stopped and ends the job (timed out). The owner gets a callback when a job
-ends, with each phase's actual duration.
+ends, with each phase's actual duration, and optionally one as each of its phases ends (the
+Lambda model's cold host needs when an INIT phase ended, not its job).
 
 Events, never polling: when a job starts or a phase ends, every job's remaining work is brought
 up to date, the cores re-allocated, and one SimPy event scheduled for the next phase end; an
@@ -19,7 +20,8 @@ contention), for the few jobs (< 50) of one host.
 
 Exactness: a job that has progressed at full speed (rate 1) all its life ends at the time and
 with the durations it would have without sharing, computed the same way the platforms compute
-them (start + (sum of its phase durations, ms) / 1000; events fire at exactly that time), so an
+them (start + (sum of its phase durations, ms) / 1000; events fire at exactly that time, via
+an early event first where SimPy's now + delay cannot reach it, see `delay_until`), so an
 uncontended host reproduces an unshared run bit for bit, ties between simultaneous events
 aside. A job that was slowed finishes when its remaining work is within a few ulps of the clock
 of zero (float noise), its durations measured on the clock.
@@ -36,15 +38,20 @@ Phase = tuple  # (work_ms, cap_cores, limit_ms or None)
 
 def delay_until(now: float, at_s: float) -> float:
     """A delay d >= 0 with now + d == at_s in floating point (SimPy schedules at now + delay), so an
-    event fires at exactly `at_s`; the nearest reachable time when none does."""
+    event fires at exactly `at_s`. Some times cannot be reached from a `now` below half of them
+    (at_s - now is not a float, and both neighbours round away): then the largest delay whose
+    time is below `at_s`, never after it. The host's event then comes a few ulps early, finds
+    nothing ended and schedules again from there, where at_s - now is exact (Sterbenz)."""
     if at_s <= now:
         return 0.0
     d = at_s - now
     for _ in range(4):
         t = now + d
         if t == at_s:
-            break
+            return d
         d = math.nextafter(d, math.inf if t < at_s else 0.0)
+    while d > 0.0 and now + d >= at_s:
+        d = math.nextafter(d, 0.0)
     return d
 
 
@@ -52,11 +59,13 @@ class Job:
     """A job in progress on a `Host` (read its outcome in the owner's callback)."""
 
     __slots__ = ("phases", "k", "cap", "remaining_s", "rate", "alloc", "full", "start_s", "phase_start_s",
-                 "sum_ms", "full_end_s", "deadline_s", "durations_ms", "timed_out", "on_done", "tag")
+                 "sum_ms", "full_end_s", "deadline_s", "durations_ms", "timed_out", "on_done", "on_phase", "tag")
 
-    def __init__(self, phases: Sequence[Phase], on_done: Callable[[Job], None], tag: Any, now: float):
+    def __init__(self, phases: Sequence[Phase], on_done: Callable[[Job], None], tag: Any, now: float,
+                 on_phase: Callable[[Job, int], None] | None = None):
         self.phases = phases
         self.on_done = on_done
+        self.on_phase = on_phase
         self.tag = tag
         self.start_s = now
         self.full = True  # progressed at rate 1 over all its life so far
@@ -91,11 +100,14 @@ class Host:
         self.allocated_core_s = 0.0  # core-seconds given to jobs so far
         self.demand_core_s = 0.0  # core-seconds of the work done by ended phases (work alone x cap)
 
-    def submit(self, phases: Sequence[Phase], on_done: Callable[[Job], None], tag: Any = None) -> Job:
-        """Start a job now; `on_done(job)` is called (from a later event, never from here) when it ends."""
+    def submit(self, phases: Sequence[Phase], on_done: Callable[[Job], None], tag: Any = None,
+               on_phase: Callable[[Job, int], None] | None = None) -> Job:
+        """Start a job now; `on_done(job)` is called (from a later event, never from here) when it ends.
+        With `on_phase`, `on_phase(job, k)` is called when its phase k ends (each phase, the last
+        and a stopped one too), at that time, before the `on_done` calls of that event."""
         now = self.env.now
         self._advance(now)
-        job = Job(phases, on_done, tag, now)
+        job = Job(phases, on_done, tag, now, on_phase)
         self.jobs.append(job)
         self._allocate()
         self._schedule(now)
@@ -191,6 +203,7 @@ class Host:
         self._advance(now)
         tol = self._tol_s(now)
         ended: list[Job] = []
+        phased: list[tuple[Job, int]] = []
         changed = True
         while changed:  # a phase ending frees cores or changes caps; zero-length phases end at once
             changed = False
@@ -198,6 +211,8 @@ class Host:
             for job in self.jobs:
                 while self._phase_done(job, now, tol):
                     changed = True
+                    if job.on_phase is not None:
+                        phased.append((job, job.k))
                     if job.timed_out or job.k + 1 == len(job.phases):
                         ended.append(job)
                         break
@@ -207,5 +222,7 @@ class Host:
             self.jobs = keep
             self._allocate()
         self._schedule(now)
-        for job in ended:  # the host is consistent: callbacks may submit jobs
+        for job, k in phased:  # the host is consistent: callbacks may submit jobs
+            job.on_phase(job, k)
+        for job in ended:
             job.on_done(job)

@@ -28,6 +28,13 @@ Model (DESIGN.md, "Platform semantics"):
   its job ends, with the stretched durations as latency and billed durations; the environment is
   busy until then. The timeout applies to the stretched invocation (stopped `timeout_s` after it
   started, billed `timeout_s`).
+- Cold host (`HostShare.init_idle_s`, with a shared host): an INIT starting when no INIT is in
+  progress on the host and the last INIT phase on it ended at least `init_idle_s` earlier (or
+  none has yet in this run) opens a cold period, which lasts until that INIT phase ends (the
+  host tells when each phase ends; the invocation after it does not count). It and every INIT
+  starting during its cold period have `init_idle_factor` times their drawn duration as their
+  work alone; the host's sharing stretches that as any other. The recorded and billed INIT is
+  the actual duration, as always. Provisioned environments' INITs (before the run) do not count.
 - Billing: each invocation's duration rounded up to 1 ms, INIT added before rounding on a cold
   start when `init_billed`; invocations on provisioned environments at the PC duration rate;
   the provisioned environments' own INIT (once each, at the mean of `cold_init_ms`; AWS's
@@ -82,6 +89,10 @@ class LambdaModel(Platform):
         self.idle = POOLS[cfg.reuse]()
         self.pc_idle = POOLS[cfg.reuse]()
         self.host = Host(env, cfg.host.cores) if cfg.host is not None else None
+        self.init_idle_s = cfg.host.init_idle_s if cfg.host is not None else None
+        self.inits = 0  # INIT phases in progress on the host (counted with a cold host only)
+        self.last_init_end_s = -math.inf  # when the last INIT phase on the host ended
+        self.cold_opener: tuple | None = None  # the tag of the INIT whose cold period is on, if any
         self.busy = 0
         self.alive = 0
         self.tokens = float(cfg.scale_burst)
@@ -172,8 +183,28 @@ class LambdaModel(Platform):
         self.busy_tally.set(now, self.busy)
         keep_s = self.keep_const_s if self.keep_dist is None else chunk.keep_s[j]
         invoke = (chunk.work_ms[j], cfg.host.work_cores, self.timeout_ms)
-        phases = ((init_ms, cfg.host.init_cores, None), invoke) if chunk.cold[j] else (invoke,)
-        self.host.submit(phases, self._shared_done, (chunk, j, e, keep_s))
+        tag = (chunk, j, e, keep_s)
+        if not chunk.cold[j]:
+            self.host.submit((invoke,), self._shared_done, tag)
+            return
+        on_phase = None
+        if self.init_idle_s is not None:  # a cold host: the first INITs after a while take longer
+            if self.inits == 0 and now - self.last_init_end_s >= self.init_idle_s:
+                self.cold_opener = tag  # this INIT opens a cold period
+            if self.cold_opener is not None:
+                init_ms *= cfg.host.init_idle_factor
+            self.inits += 1
+            on_phase = self._phase_done
+        self.host.submit(((init_ms, cfg.host.init_cores, None), invoke), self._shared_done, tag, on_phase)
+
+    def _phase_done(self, job: Job, k: int) -> None:
+        """Phase k of a cold start ended (with a cold host): k == 0 is its INIT."""
+        if k:
+            return
+        self.inits -= 1
+        self.last_init_end_s = self.env.now
+        if job.tag is self.cold_opener:  # the cold period ends with its opener's INIT
+            self.cold_opener = None
 
     def _shared_done(self, job: Job) -> None:
         chunk, j, e, keep_s = job.tag

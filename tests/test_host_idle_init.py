@@ -1,0 +1,300 @@
+"""Cold host (`HostShare.init_idle_s`, `init_idle_factor`) in the SimPy Lambda model: the rule
+by hand (which INITs find the host cold, how long a cold period lasts), its combination with
+processor sharing, the rule replayed over random runs, runs without it unchanged, the host's
+per-phase hook, and the validation of the config, the profile and the scenario keys."""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import simpy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scenarios.loader import scenario_from_dict
+from sim.config import HostShare
+from sim.errors import ConfigError, ServesimError
+from sim.platforms.host import Host
+from sim.profile import load_profile, parse_host_share
+from sim.run import resolve_engine
+from sim.streams import COLD, WARM
+from traces.files import TimestampList
+from traces.poisson import Poisson
+
+from simhelp import lam, run
+from test_host_share import GB_S_X86, LOGNORM, WARM_100, check_conserved, drawn, records, run_model
+from test_profile import GOOD as PROFILE
+from test_profile import write as write_profile
+
+INIT_100 = {"dist": "constant", "value": 100.0}
+
+
+def cold_host(cfg, idle_s, factor, cores=8.0, init_cores=1.0, work_cores=1.0):
+    return replace(cfg, host=HostShare(cores, init_cores, work_cores, init_idle_s=idle_s, init_idle_factor=factor))
+
+
+def cold_starts(arrivals, idle_s=10.0, factor=1.5, cold=INIT_100, keep_alive_s=1.0, **host):
+    """Run constant INITs (100 ms) and invocations (100 ms) at 1 GB on a cold-tracking host (8
+    cores: no sharing unless `host` says otherwise); an environment is reclaimed 1 s after it idles."""
+    cfg = cold_host(lam(warm=WARM_100, cold=cold, memory_mb=1024, keep_alive_s=keep_alive_s), idle_s, factor, **host)
+    return run(cfg, TimestampList(arrivals, duration_s=max(arrivals) + 10.0), records=True, engine="simpy")
+
+
+# --- the rule by hand ----------------------------------------------------------------------------
+
+def test_a_lone_init_on_a_host_that_never_ran_one_takes_the_factor():
+    # No INIT yet: the host is cold. INIT 1.5 x 100 = 150 ms, then 100 ms: latency 250, billed 250 ms.
+    res, df = cold_starts([0.0])
+    assert df.cold.tolist() == [True]
+    assert df.init_ms.tolist() == [150.0] and df.work_ms.tolist() == [100.0]
+    assert df.latency_ms.tolist() == [250.0] and df.done_s.tolist() == [0.25]
+    assert res.summary["cost_usd"]["compute"] == pytest.approx(0.250 * GB_S_X86, rel=1e-12)
+
+
+def test_inits_starting_in_the_openers_cold_period_take_the_factor_and_it_ends_with_the_openers_init():
+    # a opens a cold period at 0 (INIT 150 ms, to 0.15). b at 0.1 (a busy: cold) starts in it: 150 ms,
+    # its INIT runs to 0.25. c at 0.2 (a, b busy: cold): a's INIT has ended, so has the cold period,
+    # and b's INIT is still in progress, so the host is not cold either: c's INIT is its 100 ms.
+    res, df = cold_starts([0.0, 0.1, 0.2])
+    assert df.cold.tolist() == [True, True, True]
+    assert df.init_ms.tolist() == [150.0, 150.0, 100.0]
+    assert df.latency_ms.tolist() == [250.0, 250.0, 200.0]
+    assert df.done_s.tolist() == pytest.approx([0.25, 0.35, 0.40], rel=1e-12)
+    assert res.summary["cold_starts"] == 3
+
+
+@pytest.mark.parametrize("t_b, init_ms", [(5.0, 100.0), (30.0, 150.0)])
+def test_a_later_init_takes_the_factor_only_after_init_idle_s_without_one(t_b, init_ms):
+    # a's INIT ends at 0.15, its environment is reclaimed at 1.25, so b is cold. 4.85 s after the
+    # last INIT (< 10 s) the host is warm; 29.85 s after it (>= 10 s) it is cold again.
+    _, df = cold_starts([0.0, t_b])
+    assert df.cold.tolist() == [True, True]
+    assert df.init_ms.tolist() == [150.0, init_ms]
+    assert df.latency_ms.tolist() == [250.0, init_ms + 100.0]
+
+
+@pytest.mark.parametrize("t_b, init_ms", [(10.25, 250.0), (10.25 - 2**-7, 125.0)])
+def test_init_idle_s_is_at_least(t_b, init_ms):
+    # INIT 125 ms x 2 = 250 ms: a's INIT ends at exactly 0.25 s; b exactly 10 s later finds the
+    # host cold, b 1/128 s sooner does not (binary fractions: no rounding in these times).
+    _, df = cold_starts([0.0, t_b], factor=2.0, cold={"dist": "constant", "value": 125.0})
+    assert df.init_ms.tolist() == [250.0, init_ms]
+
+
+@pytest.mark.parametrize("idle_s, init_ms", [(0.04, 150.0), (0.06, 100.0)])
+def test_the_idle_time_runs_from_the_end_of_the_init_phase_not_of_the_invocation(idle_s, init_ms):
+    # a: INIT to 0.15, invocation to 0.25. b at 0.2 (a busy: cold): no INIT in progress, the last
+    # ended 0.05 s before: cold when init_idle_s = 0.04, not when 0.06. (Counted from a's job end,
+    # the host would still be busy with an INIT at 0.2 and never cold.)
+    _, df = cold_starts([0.0, 0.2], idle_s=idle_s)
+    assert df.cold.tolist() == [True, True]
+    assert df.init_ms.tolist() == [150.0, init_ms]
+
+
+# --- with processor sharing ----------------------------------------------------------------------
+
+def test_two_simultaneous_cold_inits_share_one_core_after_the_factor():
+    # One core, INIT and invocation one core each. a and b at 0: a opens the cold period, b starts
+    # in it: each INIT is 150 ms alone, at rate 1/2 both end at 0.3 (300 ms); the invocations
+    # (100 ms alone) at 1/2 end at 0.5 (200 ms). Billed 2 x 500 ms.
+    res, df = cold_starts([0.0, 0.0], cores=1.0)
+    assert df.init_ms.tolist() == pytest.approx([300.0, 300.0], rel=1e-12)
+    assert df.work_ms.tolist() == pytest.approx([200.0, 200.0], rel=1e-12)
+    assert df.latency_ms.tolist() == pytest.approx([500.0, 500.0], rel=1e-12)
+    assert df.done_s.tolist() == pytest.approx([0.5, 0.5], rel=1e-12)
+    assert res.summary["cost_usd"]["compute"] == pytest.approx(1.000 * GB_S_X86, rel=1e-12)
+
+
+def test_staggered_cold_inits_share_one_core_after_the_factor():
+    # One core; INITs 150 ms alone (both cold: b starts in a's cold period), invocations 100 ms.
+    #   0.00-0.05 a INIT alone (100 ms left)      0.05-0.25 a INIT, b INIT at 1/2: a's INIT ends (250 ms)
+    #   0.25-0.35 a invocation, b INIT at 1/2: b's INIT ends (300 ms); a has 50 ms of invocation left
+    #   0.35-0.45 both invocations at 1/2: a ends (200 ms); b has 50 ms left, alone: ends at 0.50 (150 ms).
+    res, df = cold_starts([0.0, 0.05], cores=1.0)
+    assert df.init_ms.tolist() == pytest.approx([250.0, 300.0], rel=1e-12)
+    assert df.work_ms.tolist() == pytest.approx([200.0, 150.0], rel=1e-12)
+    assert df.latency_ms.tolist() == pytest.approx([450.0, 450.0], rel=1e-12)
+    assert df.done_s.tolist() == pytest.approx([0.45, 0.50], rel=1e-12)
+    assert res.summary["cost_usd"]["compute"] == pytest.approx(0.900 * GB_S_X86, rel=1e-12)
+
+
+# --- the rule replayed over random runs ----------------------------------------------------------
+
+def factored(start_s, end_s, idle_s) -> np.ndarray:
+    """Which INITs (start and end times, in start order) the rule gives the factor: those finding
+    no INIT in progress and none ended within `idle_s` (they open a cold period, to their own end),
+    and those starting in a cold period."""
+    out = []
+    opener_end = -math.inf
+    for i, t in enumerate(start_s):
+        before = end_s[:i]
+        in_period = opener_end > t
+        opens = not any(e > t for e in before) and t - max((e for e in before), default=-math.inf) >= idle_s
+        if opens:
+            opener_end = end_s[i]
+        out.append(opens or in_period)
+    return np.array(out, dtype=bool)
+
+
+def init_intervals(df):
+    cold = df.cold.to_numpy() & (df.status == "ok").to_numpy()
+    start = df.arrival_s.to_numpy()[cold]
+    return cold, start, start + df.init_ms.to_numpy()[cold] / 1000.0
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rate=st.floats(1.0, 30.0), warm=LOGNORM, cold=LOGNORM, keep=st.floats(0.05, 2.0), idle_s=st.floats(0.05, 1.0),
+       factor=st.floats(0.5, 3.0), seed=st.integers(0, 99))
+def test_on_a_host_that_never_shares_each_init_is_its_draw_times_the_factor_where_the_rule_says(
+        rate, warm, cold, keep, idle_s, factor, seed):
+    cfg = cold_host(lam(warm=warm, cold=cold, keep_alive_s=keep, concurrency_limit=20), idle_s, factor, cores=20.0)
+    _, df = run(cfg, Poisson(rate, 4.0), seed=seed, records=True, engine="simpy")
+    cold_, start, end = init_intervals(df)
+    f = factored(start, end, idle_s)
+    assert f[0]  # the first INIT of the run finds the host cold
+    c0 = drawn(cold, seed, COLD, len(df))[cold_]
+    np.testing.assert_allclose(df.init_ms.to_numpy()[cold_], c0 * np.where(f, factor, 1.0), rtol=1e-12)
+    ok = df[df.status == "ok"]
+    np.testing.assert_allclose(ok.latency_ms, ok.work_ms + ok.init_ms.where(ok.cold, 0.0), rtol=1e-12)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rate=st.floats(5.0, 40.0), warm=LOGNORM, cold=LOGNORM, keep=st.floats(0.05, 2.0), idle_s=st.floats(0.02, 0.5),
+       factor=st.floats(0.5, 3.0), cores=st.floats(0.5, 3.0), seed=st.integers(0, 99))
+def test_on_a_contended_host_the_work_done_is_the_draws_with_the_factor_where_the_rule_says(
+        rate, warm, cold, keep, idle_s, factor, cores, seed):
+    # The rule needs only when INITs started and ended (here stretched by sharing); the host's
+    # work done alone (core-seconds, conserved against what it allocated) shows which got the factor.
+    cfg = cold_host(lam(warm=warm, cold=cold, keep_alive_s=keep, concurrency_limit=8), idle_s, factor, cores=cores)
+    model, df = run_model(cfg, Poisson(rate, 3.0), seed)
+    cold_, start, end = init_intervals(df)
+    served = (df.status == "ok").to_numpy()
+    assert set(df.status[~served]) <= {"throttled"}
+    c0 = drawn(cold, seed, COLD, len(df))[cold_]
+    w0 = drawn(warm, seed, WARM, len(df))[served]
+    expect = w0.sum() + (c0 * np.where(factored(start, end, idle_s), factor, 1.0)).sum()
+    assert check_conserved([model.host]) == pytest.approx(expect / 1000, rel=1e-9)
+
+
+# --- without a cold host: unchanged --------------------------------------------------------------
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rate=st.floats(5.0, 40.0), warm=LOGNORM, cold=LOGNORM, keep=st.floats(0.05, 2.0), idle_s=st.floats(0.02, 0.5),
+       cores=st.floats(0.5, 3.0), seed=st.integers(0, 99))
+def test_no_cold_host_and_a_factor_of_one_are_the_run_without_the_fields(rate, warm, cold, keep, idle_s, cores, seed):
+    cfg = lam(warm=warm, cold=cold, keep_alive_s=keep, concurrency_limit=8)
+    arrivals = Poisson(rate, 3.0)
+    a, da = records(replace(cfg, host=HostShare(cores)), arrivals, seed)
+    for host in (HostShare(cores, init_idle_s=None, init_idle_factor=1.0),
+                 HostShare(cores, init_idle_s=idle_s, init_idle_factor=1.0)):
+        b, db = records(replace(cfg, host=host), arrivals, seed)
+        pd.testing.assert_frame_equal(da, db, check_exact=True)
+        assert a["cost_usd"] == b["cost_usd"] and a["cold_starts"] == b["cold_starts"]
+
+
+def test_the_fast_engine_still_refuses_a_cold_host():
+    cfg = cold_host(lam(warm=100.0, cold=150.0), 30.0, 1.3)
+    assert resolve_engine("auto", cfg) == "simpy"
+    with pytest.raises(ServesimError, match=r"host CPU sharing \(host:\)"):
+        resolve_engine("fast", cfg)
+
+
+# --- the host's per-phase hook -------------------------------------------------------------------
+
+def test_the_host_calls_on_phase_as_each_phase_ends_before_on_done():
+    # One core: a (two phases of 100 ms, with the hook) and b (one of 100 ms, without) from 0, at
+    # rate 1/2: a's first phase and b end at 0.2; a's second phase alone ends at 0.3.
+    env = simpy.Environment()
+    host = Host(env, 1.0)
+    log = []
+    host.submit(((100.0, 1.0, None), (100.0, 1.0, None)), lambda job: log.append(("done", job.tag, env.now)), "a",
+                on_phase=lambda job, k: log.append(("phase", job.tag, k, env.now)))
+    host.submit(((100.0, 1.0, None),), lambda job: log.append(("done", job.tag, env.now)), "b")
+    env.run()
+    assert log == [("phase", "a", 0, pytest.approx(0.2)), ("done", "b", pytest.approx(0.2)),
+                   ("phase", "a", 1, pytest.approx(0.3)), ("done", "a", pytest.approx(0.3))]
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw, expected", [
+    ({"init_idle_s": 0.0, "init_idle_factor": 1.3}, "init_idle_s must be None or > 0 and finite"),
+    ({"init_idle_s": -30.0, "init_idle_factor": 1.3}, "init_idle_s must be None or > 0 and finite"),
+    ({"init_idle_s": math.inf, "init_idle_factor": 1.3}, "init_idle_s must be None or > 0 and finite"),
+    ({"init_idle_s": math.nan, "init_idle_factor": 1.3}, "init_idle_s must be None or > 0 and finite"),
+    ({"init_idle_s": 30.0, "init_idle_factor": 0.0}, "init_idle_factor must be > 0 and finite"),
+    ({"init_idle_s": 30.0, "init_idle_factor": math.inf}, "init_idle_factor must be > 0 and finite"),
+    ({"init_idle_s": 30.0, "init_idle_factor": math.nan}, "init_idle_factor must be > 0 and finite"),
+    ({"init_idle_factor": 1.3}, "init_idle_factor must be 1.0 when init_idle_s is None"),
+])
+def test_host_share_refuses_bad_cold_host_values(kw, expected):
+    with pytest.raises(ValueError, match=expected):
+        HostShare(2.0, **kw)
+
+
+def test_profile_host_share_reads_both_keys(tmp_path):
+    good = copy.deepcopy(PROFILE)
+    good["lambda"][0]["host_share"] = {"cores": 1.7, "init_idle_s": 30, "init_idle_factor": 1.3}
+    prof = load_profile(write_profile(tmp_path, good))
+    assert prof.lambdas[0].host == HostShare(1.7, 1.0, 1.0, init_idle_s=30.0, init_idle_factor=1.3)
+    assert parse_host_share({"cores": 2}, "p.json", "host")[0] == HostShare(2.0)
+
+
+@pytest.mark.parametrize("share, key, expected", [
+    ({"cores": 2, "init_idle_s": 30}, "host_share.init_idle_factor", "go together (a cold host), or neither"),
+    ({"cores": 2, "init_idle_factor": 1.3}, "host_share.init_idle_s", "only init_idle_factor is"),
+    ({"cores": 2, "init_idle_s": "30s", "init_idle_factor": 1.3}, "host_share.init_idle_s", "a number > 0"),
+    ({"cores": 2, "init_idle_s": True, "init_idle_factor": 1.3}, "host_share.init_idle_s", "a number > 0"),
+    ({"cores": 2, "init_idle_s": None, "init_idle_factor": 1.3}, "host_share.init_idle_s", "a number > 0"),
+    ({"cores": 2, "init_idle_s": 0, "init_idle_factor": 1.3}, "host_share.init_idle_s", "a number > 0"),
+    ({"cores": 2, "init_idle_s": 30, "init_idle_factor": -1}, "host_share.init_idle_factor", "a number > 0"),
+    ({"cores": None, "init_idle_s": 30, "init_idle_factor": 1.3}, "host_share.init_idle_s",
+     "no value when cores is null"),
+    ({"cores": 2, "init_idle": 30}, "host_share.init_idle", "did you mean 'init_idle_s'"),
+])
+def test_profile_host_share_cold_host_errors_name_file_and_key(tmp_path, share, key, expected):
+    bad = copy.deepcopy(PROFILE)
+    bad["lambda"][0]["host_share"] = share
+    path = write_profile(tmp_path, bad)
+    with pytest.raises(ConfigError) as e:
+        load_profile(path)
+    assert str(path) in str(e.value) and f"lambda[0].{key}" in str(e.value) and expected in str(e.value), str(e.value)
+
+
+def scenario(tmp_path, platform, profile=None):
+    data = {"name": "cold", "trace": {"kind": "poisson", "rate_rps": 5, "duration": "1m"}, "platforms": [platform]}
+    if profile is not None:
+        write_profile(tmp_path, profile)
+        data["profile"] = "prof.json"
+    return scenario_from_dict(data, source="scn.yaml", base_dir=tmp_path)
+
+
+COLD_HOST = {"cores": 2, "init_idle_s": 30, "init_idle_factor": 1.3}
+
+
+def test_scenario_lambda_host_takes_the_cold_host_keys(tmp_path):
+    fn = {"name": "fn", "kind": "lambda", "service": {"warm_ms": 2, "cold_init_ms": 9}, "host": COLD_HOST}
+    assert scenario(tmp_path, fn).platforms[0].host == HostShare(2.0, init_idle_s=30.0, init_idle_factor=1.3)
+    with pytest.raises(ConfigError) as e:
+        scenario(tmp_path, {**fn, "host": {"cores": 2, "init_idle_s": 30}})
+    assert "scn.yaml" in str(e.value) and "platforms[0].host.init_idle_factor" in str(e.value)
+
+
+def test_scenario_ec2_host_refuses_a_cold_host_inline_or_from_the_profile(tmp_path):
+    srv = {"name": "srv", "kind": "ec2", "instance_type": "c6i.large", "workers_per_instance": 2,
+           "service": {"service_ms": 3}, "host": COLD_HOST}
+    with pytest.raises(ConfigError) as e:
+        scenario(tmp_path, srv)
+    assert "platforms[0].host" in str(e.value) and "EC2 runs no Lambda INIT on its host" in str(e.value)
+    assert "an inline host has init_idle_s 30" in str(e.value)
+    prof = copy.deepcopy(PROFILE)
+    prof["server"][0]["host_share"] = COLD_HOST
+    with pytest.raises(ConfigError) as e:
+        scenario(tmp_path, {**{k: v for k, v in srv.items() if k != "service"}, "host": "profile"}, prof)
+    assert "EC2 runs no Lambda INIT" in str(e.value) and "the profile's host_share for" in str(e.value)
+    ok = scenario(tmp_path, {**srv, "host": {"cores": 2}}).platforms[0]
+    assert ok.host == HostShare(2.0)
