@@ -390,6 +390,13 @@ def _echo_lines(lines) -> None:
                                     "(default 1,2,4,8; local-server: those up to --workers).")
 @click.option("--bursts", "bursts", type=click.IntRange(0, 10000),
               help="local targets: recorded bursts per size (default 5; quick 3; 0: no burst phase).")
+@click.option("--idle-cold", "n_idle_cold", type=click.IntRange(0, 10000),
+              help="local-lambda only: cold starts after host idle per memory size (default 0: none). Each retires "
+                   "every environment, leaves the host idle for --idle-cold-s, then sends one request: an INIT "
+                   "after idle is slower than the back-to-back ones of --cold (memory reclaim), and `fit` turns "
+                   "the ratio into host_share.init_idle_factor. Costs N x S seconds per memory size.")
+@click.option("--idle-cold-s", "idle_cold_s", type=click.FloatRange(0, 3600, min_open=True),
+              help="local-lambda: the host's idle time (s) before each --idle-cold cold start (default 30).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted campaign in --out.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars per phase.")
 @click.option("--architecture", type=click.Choice(["x86_64", "arm64"]), default="x86_64", show_default=True,
@@ -408,14 +415,17 @@ def _echo_lines(lines) -> None:
 @user_errors
 @needs_local_extra
 def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body, idle_s, label, headers, out, quick,
-              n_cold, n_warm, warm_gap_s, levels, level_s, burst_sizes, bursts, resume, progress, architecture, timeout_s, function, allow_cidr,
-              allow_anywhere, max_cost_usd, dry_run, keep, region, endpoint_url, profile, pricing_path):
+              n_cold, n_warm, warm_gap_s, levels, level_s, burst_sizes, bursts, n_idle_cold, idle_cold_s, resume,
+              progress, architecture, timeout_s, function, allow_cidr, allow_anywhere, max_cost_usd, dry_run, keep,
+              region, endpoint_url, profile, pricing_path):
     """Measure cold starts, warm latency and throughput of a model on a TARGET into a table.
 
     Checks the host first (usable CPUs, whether they scale, cgroup quotas) and warns loudly when
     it is noisy. Interrupted campaigns keep their rows; --resume continues them. The local
     targets end with bursts of k simultaneous requests (cold and warm on local-lambda), which
-    measure how concurrent work shares this host's CPUs (`fit` turns them into host_share).
+    measure how concurrent work shares this host's CPUs (`fit` turns them into host_share);
+    local-lambda with --idle-cold N then measures N cold starts each after --idle-cold-s of host
+    idle (slower INITs: host_share.init_idle_factor).
 
     \b
     Examples:
@@ -423,6 +433,7 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
       servesim calibrate local-server --model mobilenetv2 --workers 1,2 --cpus 2 --out s.parquet --quick
       servesim calibrate local-lambda --model mobilenetv2 --cold 0 --warm 1 --levels 1 --level-s 0.5 \
           --burst-sizes 1,2,4,8 --bursts 10 --out bursts.parquet
+      servesim calibrate local-lambda --model mobilenetv2 --idle-cold 10 --idle-cold-s 30 --out idle.parquet
       servesim calibrate aws-lambda --model mobilenetv2 --memory-mb 1024,2048 --max-cost-usd 2 --out a.parquet
       servesim calibrate aws-ec2 --model mobilenetv2 --instance-type c6i.large --allow-cidr 203.0.113.7/32 \\
           --dry-run --out e.parquet
@@ -438,6 +449,7 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
     sizes_k = parse_list(burst_sizes, "--burst-sizes") if burst_sizes else None
     if target != "http" and (idle_s is not None or label or headers):
         raise click.UsageError("--idle-s, --label and --header are for the http target only")
+    _check_idle_cold(target, n_idle_cold, idle_cold_s)
     if target.startswith("aws-"):
         if not model:
             raise click.UsageError(f"{target} needs --model")
@@ -460,12 +472,27 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
     try:
         summary = run_campaign(tgt, out, quick=quick, resume=resume, progress=progress, n_cold=n_cold, n_warm=n_warm,
                                load_levels=load_levels, level_s=level_s, warm_gap_s=warm_gap_s, burst_sizes=sizes_k,
-                               bursts=bursts)
+                               bursts=bursts, n_idle_cold=n_idle_cold, idle_cold_s=idle_cold_s)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows measured so far are in {out}; rerun with --resume to continue", err=True)
         sys.exit(130)
     for line in summary.lines():
         click.echo(line)
+
+
+def _check_idle_cold(target, n_idle_cold, idle_cold_s):
+    """--idle-cold only on local-lambda, --idle-cold-s only with it; says what the phase costs."""
+    if n_idle_cold and target != "local-lambda":
+        raise click.UsageError("--idle-cold is for the local-lambda target only (its environments run on this host "
+                               "and report their Init Duration)")
+    if idle_cold_s is not None and not n_idle_cold:
+        raise click.UsageError("--idle-cold-s needs --idle-cold N: the number of cold starts after host idle")
+    if n_idle_cold:
+        from calibrate.campaign import CampaignSettings
+
+        s = CampaignSettings.idle_cold_s if idle_cold_s is None else idle_cold_s
+        click.echo(f"local-lambda: the cold_idle phase (last) is {n_idle_cold} cold starts, each after {s:g} s of host "
+                   f"idle: at least {n_idle_cold * s / 60:.1f} min per memory size", err=True)
 
 
 def _http_target(url, body, model, idle_s, label, headers, n_cold, quick):

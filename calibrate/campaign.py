@@ -43,6 +43,22 @@ noisy), then for each of the target's configurations measures, in this order:
    Duration is 0 (the gateway did not see the emulator's INIT RTDONE line, which happens now and
    then under load, and counted the INIT in the Duration) is an ``error`` too. ``bursts: 0``
    disables the phase.
+5. **cold_idle** — only on targets with `Target.cold_idle` (local-lambda): `n_idle_cold` cold
+   starts, each after the host has run no INIT and no request of the target for `idle_cold_s`
+   seconds (default 30): every environment retired (`Target.reset_units`), `idle_cold_s` of
+   sleep, then one request (its connection reopened beforehand, not timed), which starts a new
+   environment. Rows of phase ``cold_idle``, ``level`` = `idle_cold_s`, concurrency 1; as in
+   the cold bursts, a row without an Init Duration, or with one of 0, is an ``error``. Why:
+   an INIT that starts after the host has run none for a while is slower (this VM's memory
+   reclaim pages out what was not touched for 30 s: lone INITs after 30 s idle took 223-251 ms
+   against 148-197 ms back to back), and the cold phase, whose INITs follow one another, never
+   sees it; `calibrate.fit.fit_init_idle` compares the two (``host_share.init_idle_factor``).
+   The phase comes *last* in each configuration: it is the slowest by far (`n_idle_cold` x
+   `idle_cold_s` of waiting), it uses the serving gateway the warm, load and burst phases have
+   up, and what ran before it does not matter, as each of its cold starts begins with
+   `idle_cold_s` of nothing; an interrupted campaign has the quick phases on disk already.
+   ``n_idle_cold: 0`` (the default, quick and full: it costs `idle_cold_s` per cold start)
+   skips it; asking for it on another target is an error.
 
 A target that tells cold starts from warm requests by latency alone (`Target.cold_after_warm`:
 the ``http`` black box) has its cold phase *last*, after the load levels: ``n_cold`` times, idle
@@ -54,15 +70,16 @@ Its unit summary records the rule's figures and how many were cold starts.
 Every request is a row of the measurement table (`calibrate.table`), appended as it is
 measured through `calibrate.writer.TableWriter` (a load level's rows when the level ends, a few
 seconds later; on Ctrl-C in the middle of a level they are dropped, as that unit is measured
-again on resume anyway). A **unit** (one configuration's cold phase,
-warm phase, or one load level) is recorded as finished in ``_campaign.json`` once its rows are
-on disk; `resume=True` skips finished units, so an interrupted campaign continues where it
-stopped (a unit cut in the middle is measured again, its partial rows replaced). Each phase
-shows a progress bar on a terminal.
+again on resume anyway). A **unit** (one configuration's cold phase, warm phase, one load
+level, one burst size, or its cold_idle phase at one idle time) is recorded as finished in
+``_campaign.json`` once its rows are on disk; `resume=True` skips finished units, so an
+interrupted campaign continues where it stopped (a unit cut in the middle is measured again,
+its partial rows replaced). Each phase shows a progress bar on a terminal.
 
 `--quick` sizes (3 cold starts, 50 warm requests, levels 1 and 2 clients for 2 s each, bursts of
 1, 2 and 4 three times each) make a campaign of one configuration take a few seconds plus its
-cold starts (the bursts add about 1 s on local-server, 5 s per memory size on local-lambda).
+cold starts (the bursts add about 1 s on local-server, 5 s per memory size on local-lambda;
+no cold_idle phase).
 
 The client runs on the same host as the target and takes some of its CPU: the host check says
 how much CPU there is, and throughput figures are the host's, not an instance's, unless the
@@ -70,6 +87,7 @@ target is held to fewer vCPUs than the host has.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -93,7 +111,8 @@ class CampaignSettings:
     over the first level's p99 at which they stop; `flush_rows`: rows per part file at most;
     `warm_gap_s`: the longest idle pause before a warm request (they spread from WARM_GAP_MIN_S);
     `burst_sizes`: requests sent at once per burst, increasing, starting at 1 (the reference);
-    `bursts`: recorded bursts per size (0: no burst phase)."""
+    `bursts`: recorded bursts per size (0: no burst phase); `n_idle_cold`: cold starts after host
+    idle (0: no cold_idle phase); `idle_cold_s`: the host's idle time before each of them (s)."""
 
     n_cold: int
     n_warm: int
@@ -107,6 +126,8 @@ class CampaignSettings:
     warm_gap_s: float = 0.2
     burst_sizes: tuple[int, ...] = (1, 2, 4, 8)
     bursts: int = 5
+    n_idle_cold: int = 0
+    idle_cold_s: float = 30.0
 
     def __post_init__(self):
         if self.n_cold < 0 or self.n_warm < 0 or self.warmup < 0:
@@ -127,10 +148,24 @@ class CampaignSettings:
             raise ServesimError(f"burst sizes must be increasing request counts starting at 1 (the reference the "
                                 f"others are compared with), got {list(self.burst_sizes)}")
         object.__setattr__(self, "burst_sizes", sizes)
+        self._check_cold_idle()
+
+    def _check_cold_idle(self) -> None:
+        n, idle_s = self.n_idle_cold, self.idle_cold_s
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ServesimError(f"n_idle_cold (cold starts after host idle) must be a whole number >= 0, got {n!r}")
+        if isinstance(idle_s, bool) or not (isinstance(idle_s, (int, float, np.floating)) and math.isfinite(idle_s)
+                                            and 0 < idle_s <= IDLE_COLD_MAX_S):
+            raise ServesimError(f"idle_cold_s (the host's idle time before each cold start of the cold_idle phase) "
+                                f"must be > 0 and at most {IDLE_COLD_MAX_S:g} s, got {idle_s!r}")
+        object.__setattr__(self, "n_idle_cold", int(n))
+        object.__setattr__(self, "idle_cold_s", float(idle_s))
 
 
 WARM_GAP_MIN_S = 0.0005
 WARM_GAP_SEED = 20261122
+IDLE_COLD_MAX_S = 3600.0
+"""The longest idle time before a cold start of the cold_idle phase (s)."""
 BURST_PAUSE_S = 0.1
 """Idle pause before each burst (s): far longer than the idle effect's time constant (~12 ms),
 so every request of every burst reaches a rested unit and k = 1 is a fair reference."""
@@ -154,11 +189,13 @@ FULL = CampaignSettings(n_cold=20, n_warm=500, warmup=20, load_levels=(1, 2, 4, 
 def settings_for(quick: bool = False, *, n_cold: int | None = None, n_warm: int | None = None,
                  load_levels: Sequence[int] | None = None, level_s: float | None = None,
                  warm_gap_s: float | None = None, burst_sizes: Sequence[int] | None = None,
-                 bursts: int | None = None) -> CampaignSettings:
+                 bursts: int | None = None, n_idle_cold: int | None = None,
+                 idle_cold_s: float | None = None) -> CampaignSettings:
     """The quick or full sizes, with any of them overridden."""
     base = QUICK if quick else FULL
     changes = {k: v for k, v in dict(n_cold=n_cold, n_warm=n_warm, level_s=level_s, warm_gap_s=warm_gap_s,
-                                     bursts=bursts).items() if v is not None}
+                                     bursts=bursts, n_idle_cold=n_idle_cold, idle_cold_s=idle_cold_s).items()
+               if v is not None}
     if load_levels is not None:
         changes["load_levels"] = tuple(load_levels)
     if burst_sizes is not None:
@@ -202,8 +239,8 @@ class LevelResult:
 @dataclass
 class CampaignSummary:
     """What a campaign did. `load` maps each configuration to its measured levels; `knee` to the
-    knee's client count (None: throughput still grew at the last level); `cold`/`warm` to their
-    unit summaries."""
+    knee's client count (None: throughput still grew at the last level); `cold`/`warm`/`cold_idle`
+    to their unit summaries; `burst` to one per burst size."""
 
     out: Path
     run_id: str
@@ -221,12 +258,13 @@ class CampaignSummary:
     load: dict[str, list[LevelResult]] = field(default_factory=dict)
     knee: dict[str, int | None] = field(default_factory=dict)
     burst: dict[str, dict[int, dict]] = field(default_factory=dict)
+    cold_idle: dict[str, dict] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """A short human-readable account, one line per phase and configuration."""
         out = [f"{self.target} {self.model}: {self.rows} rows in {self.duration_s:.1f} s -> {self.out} "
                f"(run {self.run_id}; {len(self.units_measured)} units measured, {len(self.units_skipped)} resumed)"]
-        for cfg in dict.fromkeys([*self.cold, *self.warm, *self.load, *self.burst]):
+        for cfg in dict.fromkeys([*self.cold, *self.warm, *self.load, *self.burst, *self.cold_idle]):
             c, w = self.cold.get(cfg), self.warm.get(cfg)
             if c and "cold_detected" in c:
                 out.append(f"  {cfg} cold: {c['cold_detected']} of {c['requests']} requests after {c['idle_s']:g} s "
@@ -249,6 +287,11 @@ class CampaignSummary:
                 cold = (f"cold init p50 {_fmt(b.get('cold_init_ms_p50'))} ms, " if b.get("cold_requests") else "")
                 out.append(f"  {cfg} burst x{k}: {cold}warm p50 {_fmt(b.get('warm_ms_p50'))} ms "
                            f"({b.get('ok')}/{b.get('requests')} ok)")
+            i = self.cold_idle.get(cfg)
+            if i:
+                ref = f" (back to back: {_fmt(c['init_ms_p50'])} ms)" if c and c.get("init_ms_p50") is not None else ""
+                out.append(f"  {cfg} cold after {i['idle_s']:g} s idle: {i['ok']}/{i['requests']} ok, init p50 "
+                           f"{_fmt(i.get('init_ms_p50'))} ms{ref}")
         return out
 
 
@@ -268,6 +311,16 @@ def _phase_summary(samples: Sequence[Sample]) -> dict:
             "server_ms_p50": _pct([s.server_ms for s in ok], 50), "init_ms_p50": _pct([s.init_ms for s in ok], 50),
             "init_ms_mean": float(np.mean([s.init_ms for s in ok if s.init_ms is not None]))
             if any(s.init_ms is not None for s in ok) else None}
+
+
+def _require_init(s: Sample) -> Sample:
+    """A sample that must be a cold start: ok only with an Init Duration > 0, else ``error`` (0:
+    the gateway missed the emulator's INIT RTDONE line and counted the INIT in the Duration)."""
+    if s.status == "ok" and s.init_ms is None:
+        s.status, s.error = "error", "not a cold start (no Init Duration in the REPORT line)"
+    elif s.status == "ok" and s.init_ms == 0:
+        s.status, s.error = "error", "Init Duration 0: the INIT was counted in the Duration"
+    return s
 
 
 def knee_reached(curve: Sequence[LevelResult], growth: float = 0.05, explode: float = 10.0) -> bool:
@@ -475,14 +528,16 @@ def new_run_id() -> str:
 def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume: bool = False,
                  n_cold: int | None = None, n_warm: int | None = None, load_levels: Sequence[int] | None = None,
                  level_s: float | None = None, warm_gap_s: float | None = None,
-                 burst_sizes: Sequence[int] | None = None, bursts: int | None = None, progress: bool = True,
+                 burst_sizes: Sequence[int] | None = None, bursts: int | None = None,
+                 n_idle_cold: int | None = None, idle_cold_s: float | None = None, progress: bool = True,
                  host: dict | None = None,
                  echo: Callable[[str], None] | None = None,
                  on_unit: Callable[[str, dict], None] | None = None) -> CampaignSummary:
     """Measure `target` into the table folder `out` (see the module docstring).
 
     `quick`: the quick sizes; `n_cold`, `n_warm`, `load_levels`, `level_s`, `warm_gap_s`,
-    `burst_sizes`, `bursts` override them.
+    `burst_sizes`, `bursts`, `n_idle_cold`, `idle_cold_s` override them (`n_idle_cold` > 0 on a
+    target without `Target.cold_idle` is a ServesimError, before anything is measured).
     `resume`: continue the campaign recorded in `out` (else an existing table is refused).
     `host`: host checks already made (`calibrate.host.check_host()`), else they are made now.
     `echo`: where messages go (default: stderr, warnings in bold red). `on_unit(key, summary)`
@@ -492,7 +547,12 @@ def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume
 
     t_start = time.perf_counter()
     settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s,
-                            warm_gap_s=warm_gap_s, burst_sizes=burst_sizes, bursts=bursts)
+                            warm_gap_s=warm_gap_s, burst_sizes=burst_sizes, bursts=bursts,
+                            n_idle_cold=n_idle_cold, idle_cold_s=idle_cold_s)
+    if settings.n_idle_cold > 0 and not target.cold_idle:
+        raise ServesimError(f"{target.name}: cold starts after host idle (n_idle_cold, --idle-cold) are measured on "
+                            f"local-lambda only (a target whose environments run on this host and report their "
+                            f"Init Duration), got n_idle_cold={settings.n_idle_cold}")
     from calibrate.fit import MIN_COLD_REFERENCE_N  # scipy: only when a campaign runs
 
     if target.supports_cold and target.cold_after_warm and settings.n_cold > 0 and \
@@ -581,7 +641,11 @@ class _Run:
                     self.summary.burst.setdefault(config.key, {})[k] = self._skip(key)
                 else:
                     burst_todo.append(k)
-        if warm_todo or next_level < len(st.load_levels) or burst_todo:
+        idle_key = unit_key(config.key, "cold_idle", st.idle_cold_s)
+        idle_todo = st.n_idle_cold > 0 and idle_key not in self.done
+        if st.n_idle_cold > 0 and not idle_todo:
+            self.summary.cold_idle[config.key] = self._skip(idle_key)
+        if warm_todo or next_level < len(st.load_levels) or burst_todo or idle_todo:
             with self.target.serving(config) as endpoint:
                 warm_client = endpoint.client()
                 try:
@@ -597,6 +661,8 @@ class _Run:
                         break
                 for k in burst_todo:
                     self.bursts(config, base, endpoint, k)
+                if idle_todo:
+                    self.cold_idle(config, base, endpoint)
         if st.load_levels:
             self.summary.load[config.key] = curve
             self.summary.knee[config.key] = knee_of(curve, st.knee_growth)
@@ -687,11 +753,7 @@ class _Run:
                     self.target.reset_units(endpoint)
                     time.sleep(BURST_PAUSE_S)
                     for s in burst(clients):
-                        if s.status == "ok" and s.init_ms is None:
-                            s.status, s.error = "error", "not a cold start (no Init Duration in the REPORT line)"
-                        elif s.status == "ok" and s.init_ms == 0:  # the gateway missed the INIT RTDONE line
-                            s.status, s.error = "error", "Init Duration 0: the INIT was counted in the Duration"
-                        samples.append((True, s))
+                        samples.append((True, _require_init(s)))
                         self.writer.append([_row(base, "burst", k, k, seq, s)])
                         seq += 1
                 for record in (False, True):
@@ -720,3 +782,26 @@ class _Run:
                 "warm_client_ms_p50": _pct([s.client_ms for s in ok_warm], 50)}
         self.summary.burst.setdefault(config.key, {})[k] = info
         self._finish(unit_key(config.key, "burst", k), info, rows)
+
+    def cold_idle(self, config: TargetConfig, base: dict, endpoint: Endpoint) -> None:
+        """`settings.n_idle_cold` cold starts, each after `settings.idle_cold_s` of host idle
+        (see the module docstring): every unit retired, the idle time, then one request."""
+        st = self.settings
+        advance, _ = self.bars.task(f"{config.label} cold idle", st.n_idle_cold)
+        client = endpoint.client()
+        samples = []
+        try:
+            for i in range(st.n_idle_cold):
+                self.target.reset_units(endpoint)
+                time.sleep(st.idle_cold_s)
+                problem = client.http.reconnect()  # not timed: the idle time may have closed the connection
+                s = _require_init(client.call()) if problem is None else \
+                    Sample(time.time(), 0.0, "error", error=problem)
+                samples.append(s)
+                self.writer.append([_row(base, "cold_idle", st.idle_cold_s, 1, i, s)])
+                advance(1, f"init {s.init_ms or 0:.0f} ms")
+        finally:
+            client.close()
+        info = {"idle_s": st.idle_cold_s, **_phase_summary(samples)}
+        self.summary.cold_idle[config.key] = info
+        self._finish(unit_key(config.key, "cold_idle", st.idle_cold_s), info, len(samples))

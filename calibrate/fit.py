@@ -49,6 +49,9 @@ then fits.
 
 `fit_host_share` fits how concurrent work shares the host's CPUs (`sim.config.HostShare`) from
 bursts of k simultaneous requests: the stretch of the median duration at k over k = 1.
+`fit_init_idle` fits how much slower an INIT is when the host has run none for a while (its
+``init_idle_s`` and ``init_idle_factor``), from INITs after host idle against back-to-back ones;
+`HostShareFit.entry` puts it in the profile's ``host_share`` when the cores are identified.
 
 `ColdRule` decides which requests after an idle period were cold starts of a black-box endpoint
 (the ``http`` target), by comparing their latency with the warm requests of the same run.
@@ -69,7 +72,7 @@ from sim.dists_composite import dist_cdf
 
 __all__ = ["FitReport", "Candidate", "fit_samples", "bootstrap_quantile_ci", "bimodality",
            "fit_memory_scaling", "fit_idle_effect", "IdleFit", "ColdRule", "fit_host_share", "fit_stretch",
-           "HostShareFit", "StretchFit", "LAMBDA_MB_PER_VCPU", "KS_ALPHA",
+           "HostShareFit", "StretchFit", "fit_init_idle", "InitIdleFit", "LAMBDA_MB_PER_VCPU", "KS_ALPHA",
            "P99_TOL"]
 
 FAMILIES = ("lognorm", "gamma", "weibull_min", "expon")
@@ -868,10 +871,72 @@ def fit_stretch(samples: dict[int, Sequence[float]]) -> StretchFit:
     return StretchFit(m, points, data, None, rms, base)
 
 
+def _positive(values: Sequence[float]) -> np.ndarray:
+    v = np.asarray(values, dtype=float).ravel()
+    return v[np.isfinite(v) & (v > 0)]
+
+
+@dataclass(frozen=True)
+class InitIdleFit:
+    """`fit_init_idle`'s answer: the shortest host idle measured before an INIT (`idle_s`, s),
+    the medians (ms) and counts of the INITs after it and back to back, their ratio `factor`
+    and the test's `p_value` (None with too few durations); identified when `reason` is None."""
+
+    idle_s: float | None
+    n_idle: int
+    n_reference: int
+    median_idle_ms: float | None
+    median_reference_ms: float | None
+    factor: float | None = None
+    p_value: float | None = None
+    reason: str | None = None
+
+    def meta(self) -> dict:
+        """The figures for ``host_share.fit.init_idle``."""
+        out = {"rule": f"init_idle_factor = median INIT after host idle / median INIT back to back, identified "
+                       f"when >= x{1 + HOST_MIN_STRETCH:g} and a one-sided Mann-Whitney test rejects at "
+                       f"{HOST_ALPHA:g} (at least {MIN_BURST_N} of each); init_idle_s = the shortest idle measured",
+               "column": "init_ms (cold_idle rows against cold rows)", "idle_s": _r(self.idle_s),
+               "n_idle": self.n_idle, "n_reference": self.n_reference, "median_idle_ms": _r(self.median_idle_ms),
+               "median_reference_ms": _r(self.median_reference_ms), "factor": _r(self.factor),
+               "p_value": _r(self.p_value)}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+def fit_init_idle(idle_ms: Sequence[float], reference_ms: Sequence[float], idle_s: float | None) -> InitIdleFit:
+    """How much slower an INIT is when it starts after the host has run none for a while
+    (`sim.config.HostShare`'s ``init_idle_s`` and ``init_idle_factor``): `idle_ms` are Init
+    Durations (ms) measured after at least `idle_s` (s, the shortest idle measured) of host idle
+    (the campaign's cold_idle phase), `reference_ms` those of INITs run back to back (its cold
+    phase). factor = median(idle_ms) / median(reference_ms). **Identified** when both have at
+    least `MIN_BURST_N` (3) durations > 0, factor >= 1 + `HOST_MIN_STRETCH` (10 %) and a
+    one-sided Mann-Whitney test that the idle ones are longer rejects at `HOST_ALPHA` (0.01),
+    the rule of `fit_stretch`; otherwise `reason` says why (the figures are kept)."""
+    idle, ref = _positive(idle_ms), _positive(reference_ms)
+    med_idle = float(np.median(idle)) if idle.size else None
+    med_ref = float(np.median(ref)) if ref.size else None
+    if idle.size < MIN_BURST_N or ref.size < MIN_BURST_N:
+        return InitIdleFit(idle_s, int(idle.size), int(ref.size), med_idle, med_ref,
+                           reason=f"at least {MIN_BURST_N} Init Durations are needed after host idle (cold_idle rows: "
+                                  f"{idle.size}) and back to back (cold rows: {ref.size})")
+    factor = med_idle / med_ref
+    p = float(st.mannwhitneyu(idle, ref, alternative="greater").pvalue)
+    reason = None
+    if not (factor >= 1.0 + HOST_MIN_STRETCH and p < HOST_ALPHA):
+        after = f" after {idle_s:g} s idle" if idle_s is not None else ""
+        reason = (f"no slowdown clearly above noise{after} (x{factor:.3g}, p = {p:.2g}; the rule: "
+                  f">= x{1 + HOST_MIN_STRETCH:g} over back to back and Mann-Whitney p < {HOST_ALPHA:g})")
+    return InitIdleFit(idle_s, int(idle.size), int(ref.size), med_idle, med_ref, factor, p, reason)
+
+
 @dataclass
 class HostShareFit:
     """`fit_host_share`'s answer: `cores`, `init_cores`, `work_cores` (cores None: not
-    identified, `reason` says why), the two stretch fits, and the profile's mapping (`entry`)."""
+    identified, `reason` says why), the two stretch fits, the INIT-after-idle fit `init_idle`
+    (None: no cold_idle measured; set by the caller, `fit_init_idle`), and the profile's mapping
+    (`entry`)."""
 
     cores: float | None
     init_cores: float
@@ -880,9 +945,22 @@ class HostShareFit:
     work: StretchFit | None
     reason: str | None = None
     notes: tuple[str, ...] = ()
+    init_idle: InitIdleFit | None = None
+
+    def _init_idle(self) -> tuple[dict, dict]:
+        """(the entry's ``init_idle_s`` and ``init_idle_factor`` or nothing, ``fit.init_idle``):
+        the keys only when the INIT slowdown and the cores are both identified."""
+        meta = self.init_idle.meta()
+        if self.init_idle.reason is not None:
+            return {}, meta
+        if self.cores is None:
+            return {}, {**meta, "reason": "identified, but not given: the host's cores are not (init_idle_s and "
+                                          "init_idle_factor apply within a host share)"}
+        return {"init_idle_s": _r(self.init_idle.idle_s), "init_idle_factor": _r(self.init_idle.factor)}, meta
 
     def entry(self) -> dict:
-        """The profile entry's ``host_share`` (``{cores, init_cores, work_cores, fit}``)."""
+        """The profile entry's ``host_share`` (``{cores, init_cores, work_cores, init_idle_s,
+        init_idle_factor, fit}``, the two init_idle keys only when identified)."""
         fit: dict = {"model": "stretch(k) = max(1, k * demand / cores) for k equal jobs started together",
                      "rule": f"identified when some k shows median stretch >= x{1 + HOST_MIN_STRETCH:g} over k = 1 "
                              f"and a one-sided Mann-Whitney test rejects at {HOST_ALPHA:g} "
@@ -895,10 +973,13 @@ class HostShareFit:
             fit["notes"] = list(self.notes)
         if self.reason is not None:
             fit["reason"] = self.reason
+        keys: dict = {}
+        if self.init_idle is not None:
+            keys, fit["init_idle"] = self._init_idle()
         if self.cores is None:
             return {"cores": None, "fit": fit}
         return {"cores": _r(self.cores), "init_cores": _r(self.init_cores), "work_cores": _r(self.work_cores),
-                "fit": fit}
+                **keys, "fit": fit}
 
 
 def fit_host_share(init_ms: dict[int, Sequence[float]] | None, work_ms: dict[int, Sequence[float]] | None

@@ -47,6 +47,14 @@ What is taken from the table (only rows with status ``ok`` are fitted; every sta
   ``server_ms``, by k; server entries from the warm bursts' ``server_ms`` (the app's inference
   time; ``client_ms`` where it has none). ``{cores, init_cores, work_cores, fit}``, or
   ``{cores: null, fit: {reason, ...}}`` when the stretch is not identified.
+  **INIT after host idle**: a Lambda-like configuration with rows of phase ``cold_idle`` (a cold
+  start after ``level`` seconds in which the host ran nothing of the target) gets
+  `calibrate.fit.fit_init_idle` of their ok ``init_ms`` against the ok cold-phase ``init_ms``
+  (back to back, the reference): factor = ratio of the medians; when identified (at least 3 of
+  each, factor >= 1.1, one-sided Mann-Whitney p < 0.01) and ``cores`` is too, ``host_share``
+  gets ``init_idle_s`` (the shortest idle measured) and ``init_idle_factor``; the figures, and
+  why the keys are absent when they are, are in ``host_share.fit.init_idle``. (With cold_idle
+  rows and no bursts, ``host_share`` is ``{cores: null, fit}``.)
 - **Memory scaling** (``lambda_scaling``, top level, keyed by architecture, for every architecture
   measured at two or more memory sizes): `calibrate.fit.fit_memory_scaling` on the same warm
   samples as ``warm_ms`` (rested ones when an idle effect was found).
@@ -67,6 +75,7 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -79,7 +88,8 @@ from sim.atomic import write_text
 from sim.errors import ConfigError
 from sim.profile import SCHEMA
 
-from .fit import FitReport, HostShareFit, IdleFit, fit_host_share, fit_idle_effect, fit_memory_scaling, fit_samples
+from .fit import (FitReport, HostShareFit, IdleFit, InitIdleFit, fit_host_share, fit_idle_effect, fit_init_idle,
+                  fit_memory_scaling, fit_samples)
 from .table import COLUMNS
 
 __all__ = ["profile_from_table", "fit_measurements", "write_profile", "read_table", "table_sha256",
@@ -88,7 +98,7 @@ __all__ = ["profile_from_table", "fit_measurements", "write_profile", "read_tabl
 KNEE_P99_FACTOR = 2.0
 KNEE_MIN_GROWTH = 0.05
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_STATUS_PHASES = ("cold", "warm", "load", "burst")
+_STATUS_PHASES = ("cold", "warm", "load", "burst", "cold_idle")
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -221,20 +231,36 @@ def _by_k(rows: pd.DataFrame, column: str) -> dict[int, np.ndarray]:
     return {int(k): _values(g, column) for k, g in rows.groupby("level", dropna=True)}
 
 
+def _init_idle(grp: pd.DataFrame) -> InitIdleFit | None:
+    """The INIT-after-idle fit of a Lambda-like configuration: its ok cold_idle rows' init_ms
+    against its ok cold rows' (None without cold_idle rows; see the module docstring)."""
+    if not (grp["phase"] == "cold_idle").any():
+        return None
+    ok = grp[grp["status"] == "ok"]
+    idle = ok[ok["phase"] == "cold_idle"]
+    levels = _values(idle, "level")
+    return fit_init_idle(_values(idle, "init_ms"), _values(ok[ok["phase"] == "cold"], "init_ms"),
+                         float(levels.min()) if levels.size else None)
+
+
 def _host_share(grp: pd.DataFrame, label: str, fits: list, lambda_like: bool) -> dict:
-    """The entry's ``host_share`` from its burst rows (empty when it has none; see the module
-    docstring), its fit appended to `fits` for the plot."""
+    """The entry's ``host_share`` from its burst rows and, Lambda-like, its cold_idle rows (empty
+    when it has neither; see the module docstring), its fit appended to `fits` for the plot (when
+    it has burst rows: the plot shows their stretch)."""
     bursts = grp[(grp["phase"] == "burst") & (grp["status"] == "ok")]
-    if not (grp["phase"] == "burst").any():
+    has_bursts = bool((grp["phase"] == "burst").any())
+    init_idle = _init_idle(grp) if lambda_like else None
+    if not has_bursts and init_idle is None:
         return {}
     if lambda_like:
         cold = bursts[bursts["init_ms"].notna()]
         warm = bursts[bursts["init_ms"].isna()]
-        result = fit_host_share(_by_k(cold, "init_ms"), _by_k(warm, "server_ms"))
+        result = replace(fit_host_share(_by_k(cold, "init_ms"), _by_k(warm, "server_ms")), init_idle=init_idle)
     else:
         column = "server_ms" if _values(bursts, "server_ms").size else "client_ms"
         result = fit_host_share(None, _by_k(bursts, column))
-    fits.append((label, None, result))
+    if has_bursts:
+        fits.append((label, None, result))
     return {"host_share": result.entry()}
 
 

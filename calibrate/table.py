@@ -22,9 +22,10 @@ COLUMNS = pa.schema([
     ("instance_type", pa.string()),   # server-like configurations (null otherwise)
     ("workers", pa.int64()),
     ("cpus", pa.float64()),
-    ("phase", pa.string()),           # cold | warm | load | replay
-    ("level", pa.float64()),          # load phase: offered rate (req/s, open loop) or clients (closed loop)
-    ("concurrency", pa.int64()),      # clients in flight (1 for cold and warm)
+    ("phase", pa.string()),           # cold | warm | load | burst | cold_idle | replay
+    ("level", pa.float64()),          # load: offered rate (req/s, open loop) or clients (closed loop);
+                                      # burst: requests sent at once (k); cold_idle: host idle before it (s)
+    ("concurrency", pa.int64()),      # clients in flight (1 for cold, warm and cold_idle; k for burst)
     ("seq", pa.int64()),              # request number within its (config, phase, level)
     ("send_s", pa.float64()),         # wall-clock send time (Unix seconds)
     ("client_ms", pa.float64()),      # client-side latency
@@ -37,4 +38,4 @@ COLUMNS = pa.schema([
     ("limit", pa.string()),           # the CPU limit applied, e.g. "cgroup 0.579 vCPU"
 ])
 STATUSES = ("ok", "throttled", "error", "timeout")
-PHASES = ("cold", "warm", "load", "replay")
+PHASES = ("cold", "warm", "load", "burst", "cold_idle", "replay")

@@ -14,7 +14,8 @@ starts, the warm-up, the sequential warm requests, the closed-loop load levels a
 and the bursts of k simultaneous requests for the targets that run on this host
 (``burst_sizes(config, sizes)``: the sizes it can measure, none by default; with
 ``cold_bursts``, ``reset_units(endpoint)`` retires every unit so that the next requests each
-start a new one).
+start a new one), and, for the targets with ``cold_idle``, cold starts after the host has been
+left idle (``reset_units``, then nothing for a while, then one request).
 Every process a target starts is stopped when its context exits, also on Ctrl-C.
 
 Implementations:
@@ -34,7 +35,8 @@ Implementations:
   its status shows no environment left, so every one is a new environment; a 429 is
   ``throttled``. Cold bursts use the gateway's UpdateFunctionConfiguration (an empty update: as
   on AWS, every later invocation runs in a new environment; the idle ones are stopped before
-  the answer), then wait until its status shows no environment left.
+  the answer), then wait until its status shows no environment left. Cold starts after host
+  idle (``cold_idle``) use the same reset on the serving gateway.
 - `HttpTarget`: any URL, as a black box: client-side times and statuses only. With an idle time
   it measures cold starts too: one request after each idle period, called a cold start when its
   latency is clearly outside the warm distribution of the same run (`calibrate.fit.ColdRule`);
@@ -245,6 +247,12 @@ class Target:
         """Of `sizes`, the burst sizes this target measures for `config` (none: it does not run
         on this host, so bursts say nothing of this host's CPUs)."""
         return []
+
+    cold_idle = False
+    """True: the campaign can measure cold starts after host idle (phase ``cold_idle``): on a
+    `serving` endpoint, `reset_units`, then the host left idle, then one request, which starts a
+    new unit and reports its init time (``init_ms``). Only a target whose units run on this host
+    and report their own init time can: local-lambda."""
 
     def reset_units(self, endpoint: Endpoint) -> None:
         """Retire every unit of the running `endpoint`, so that each next request starts a new one."""
@@ -499,6 +507,7 @@ class LocalLambdaTarget(Target):
         return self._gateway(config, keep_alive_s=self.keep_alive_s, concurrency_limit=self.concurrency_limit)
 
     cold_bursts = True
+    cold_idle = True
 
     def burst_sizes(self, config: TargetConfig, sizes: Sequence[int]) -> list[int]:
         """Bursts up to the concurrency limit (more would be throttled)."""

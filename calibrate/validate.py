@@ -30,7 +30,7 @@ architecture, else the nearest measured size; servers by instance type and worke
 the scenario sets the platform's ``host`` itself, which wins. AWS and http targets run
 elsewhere: their prediction has no host share (a scenario's is dropped, with a note).
 ``validation.json`` records which one was used (``host_share``: source, cores, init_cores,
-work_cores).
+work_cores, and init_idle_s and init_idle_factor when the host share has a cold host).
 
 **No self-fulfilling checks.** The prediction's profile must come from a separate calibration:
 a platform whose service times are inline (no profile) is refused unless `allow_inline`, and a
@@ -226,6 +226,8 @@ def host_share_for(platform, profile, target_kind: str, scenario=None) -> tuple[
         if isinstance(platform, LambdaConfig) and entry.memory_mb != platform.memory_mb:
             source = f"profile (entry at {entry.memory_mb} MB, the nearest measured)"
     rec = {"source": source, "cores": share.cores, "init_cores": share.init_cores, "work_cores": share.work_cores}
+    if share.init_idle_s is not None:
+        rec.update(init_idle_s=share.init_idle_s, init_idle_factor=share.init_idle_factor)
     return dataclasses.replace(platform, host=share), rec
 
 

@@ -1,6 +1,7 @@
 """Host share: bursts of simultaneous requests measured on the real local targets, the fit
 (`calibrate.fit.fit_host_share`), the profile's ``host_share``, scenarios' ``host`` and the
-host share validation predicts with. Real processes bind 127.0.0.1 and are all stopped."""
+host share validation predicts with; INITs after host idle (the campaign's cold_idle phase, its
+options and `calibrate.fit.fit_init_idle`). Real processes bind 127.0.0.1 and are all stopped."""
 from __future__ import annotations
 
 import copy
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_campaign import no_process_left, tiny_model  # noqa: F401 - fixtures
+from test_campaign import no_process_left, rie, tiny_model  # noqa: F401 - fixtures
 
 from calibrate.fit import HOST_MIN_STRETCH, fit_host_share, fit_stretch, stretch_model
 from sim.config import HostShare
@@ -213,6 +214,11 @@ def test_validation_uses_the_profile_host_share_for_local_targets_only(tmp_path)
     for kind in ("aws-lambda", "http"):
         p, rec = host_share_for(s.platforms[0], prof, kind, s)
         assert p.host is None and rec["source"] == "none" and "dropped" in rec["note"]
+    assert "init_idle_s" not in rec
+    cold = copy.deepcopy(PROFILE)
+    cold["lambda"][0]["host_share"].update(init_idle_s=30, init_idle_factor=1.4)
+    p, rec = host_share_for(fn_none, load_profile(write_profile(tmp_path, cold)), "local-lambda", s)
+    assert p.host.init_idle_s == 30.0 and (rec["init_idle_s"], rec["init_idle_factor"]) == (30.0, 1.4)
 
 
 # -- the burst phase against the real local targets ---------------------------------------------------
@@ -287,3 +293,204 @@ def test_cold_bursts_local_lambda(tmp_path, tiny_model):
     assert (tmp_path / "plots" / "lambda-1024mb-x86_64-host_share.png").exists()
     assert [p["k"] for p in share["fit"]["init"]["points"]] == [1, 2]
     assert took < 30, took
+
+
+# -- INIT after host idle: the fit on synthetic rows --------------------------------------------------
+
+CFG = "memory_mb=1024,architecture=x86_64"
+
+
+def lambda_table(cold_ms, idle_ms: dict, init_bursts=None, warm_bursts=None, idle_errors: int = 0):
+    """A measurement table of one Lambda-like configuration: 40 warm rows, the cold phase's
+    `cold_ms`, cold_idle rows (`idle_ms`: idle seconds -> Init Durations, plus `idle_errors`
+    error rows), and cold / warm burst rows (k -> durations)."""
+    import pandas as pd
+
+    from calibrate.table import COLUMNS
+
+    rows = []
+
+    def add(phase, level, concurrency, **values):
+        rows.append({"run_id": "r", "target": "local-lambda", "model": "tiny", "config": CFG, "memory_mb": 1024,
+                     "architecture": "x86_64", "phase": phase, "level": level, "concurrency": concurrency,
+                     "seq": len(rows), "send_s": 1.7e9 + len(rows), "client_ms": 5.0, "server_ms": 2.0,
+                     "status": "ok", **values})
+
+    for ms in 2.0 * np.exp(np.random.default_rng(0).normal(0, 0.05, 40)):
+        add("warm", None, 1, server_ms=float(ms))
+    for ms in cold_ms:
+        add("cold", None, 1, init_ms=float(ms))
+    for idle_s, values in idle_ms.items():
+        for ms in values:
+            add("cold_idle", idle_s, 1, init_ms=float(ms))
+    for _ in range(idle_errors):
+        add("cold_idle", min(idle_ms), 1, status="error", error="not a cold start")
+    for k, values in (init_bursts or {}).items():
+        for ms in values:
+            add("burst", k, k, init_ms=float(ms))
+    for k, values in (warm_bursts or {}).items():
+        for ms in values:
+            add("burst", k, k, server_ms=float(ms))
+    df = pd.DataFrame(rows)
+    return df.reindex(columns=COLUMNS.names)
+
+
+def noisy(median_ms: float, n: int, seed: int) -> np.ndarray:
+    return median_ms * np.exp(np.random.default_rng(seed).normal(0, 0.04, n))
+
+
+COLD = noisy(150.0, 10, 11)
+SHARE = dict(init_bursts=bursts(1.7, 150.0, seed=1), warm_bursts=bursts(3.4, 2.0, seed=2))
+
+
+def test_init_idle_identified_gives_the_factor_and_the_shortest_idle():
+    from calibrate.profiles import profile_from_table
+
+    idle = {30.0: noisy(240.0, 4, 12), 60.0: noisy(250.0, 2, 13)}
+    df = lambda_table(COLD, idle, idle_errors=1, **SHARE)
+    share = profile_from_table(df)["lambda"][0]["host_share"]
+    all_idle = np.concatenate(list(idle.values()))  # every idle time >= init_idle_s, the error row left out
+    assert share["cores"] == pytest.approx(1.7, rel=0.06)
+    assert share["init_idle_s"] == 30.0
+    assert share["init_idle_factor"] == pytest.approx(np.median(all_idle) / np.median(COLD), rel=1e-5)
+    fit = share["fit"]["init_idle"]
+    assert "reason" not in fit and fit["p_value"] < 0.01 and (fit["n_idle"], fit["n_reference"]) == (6, 10)
+    assert fit["median_reference_ms"] == pytest.approx(np.median(COLD), rel=1e-5)
+    assert list(share)[:5] == ["cores", "init_cores", "work_cores", "init_idle_s", "init_idle_factor"]
+
+
+@pytest.mark.parametrize("idle, share, reason", [
+    ({30.0: [240.0, 250.0]}, SHARE, "at least 3 Init Durations are needed after host idle (cold_idle rows: 2)"),
+    ({30.0: COLD * 1.05}, SHARE, "no slowdown clearly above noise after 30 s idle (x1.05"),
+    ({30.0: noisy(240.0, 5, 12)}, dict(init_bursts=bursts(100.0, 150.0, seed=3), warm_bursts=SHARE["warm_bursts"]),
+     "identified, but not given: the host's cores are not"),
+    ({30.0: noisy(240.0, 5, 12)}, {}, "identified, but not given: the host's cores are not"),  # no bursts at all
+], ids=["too-few", "below-10-percent", "cores-null", "no-bursts"])
+def test_init_idle_not_identified_gives_the_reason_and_no_keys(idle, share, reason):
+    from calibrate.profiles import profile_from_table
+
+    got = profile_from_table(lambda_table(COLD, idle, **share))["lambda"][0]["host_share"]
+    assert "init_idle_s" not in got and "init_idle_factor" not in got
+    assert got["fit"]["init_idle"]["reason"].startswith(reason), got["fit"]["init_idle"]["reason"]
+    if "cores are not" in reason:
+        assert got["cores"] is None and got["fit"]["init_idle"]["factor"] > 1.1
+
+
+def test_no_cold_idle_rows_no_init_idle():
+    from calibrate.fit import fit_init_idle
+    from calibrate.profiles import profile_from_table
+
+    share = profile_from_table(lambda_table(COLD, {}, **SHARE))["lambda"][0]["host_share"]
+    assert "init_idle" not in share["fit"] and "init_idle_s" not in share
+    assert "host_share" not in profile_from_table(lambda_table(COLD, {}))["lambda"][0]
+    # Init Durations of 0 or NaN are not INITs measured: left out.
+    f = fit_init_idle([240.0, 0.0, float("nan"), 250.0], COLD, 30.0)
+    assert f.n_idle == 2 and f.reason.startswith("at least 3")
+
+
+def test_init_idle_keys_load_into_the_simulator(tmp_path):
+    from calibrate.profiles import profile_from_table, write_profile
+
+    prof = profile_from_table(lambda_table(COLD, {30.0: noisy(240.0, 5, 12)}, **SHARE))
+    write_profile(prof, tmp_path / "p.json")
+    host = load_profile(tmp_path / "p.json").lambdas[0].host
+    assert host.init_idle_s == 30.0
+    assert host.init_idle_factor == pytest.approx(prof["lambda"][0]["host_share"]["init_idle_factor"])
+
+
+# -- the cold_idle phase: settings, the CLI, and a real campaign ----------------------------------------
+
+def test_cold_idle_settings():
+    from calibrate.campaign import settings_for
+    from sim.errors import ServesimError
+
+    for quick in (True, False):
+        s = settings_for(quick)
+        assert (s.n_idle_cold, s.idle_cold_s) == (0, 30.0)
+    assert settings_for(True, n_idle_cold=4, idle_cold_s=45).idle_cold_s == 45.0
+    for bad, needle in ((dict(n_idle_cold=-1), "n_idle_cold"), (dict(n_idle_cold=1.5), "n_idle_cold"),
+                        (dict(idle_cold_s=0), "idle_cold_s"), (dict(idle_cold_s=float("nan")), "idle_cold_s"),
+                        (dict(idle_cold_s=7200), "at most 3600 s")):
+        with pytest.raises(ServesimError, match=needle):
+            settings_for(True, **bad)
+
+
+def test_cold_idle_is_refused_on_other_targets(tmp_path, tiny_model):
+    from calibrate.campaign import run_campaign
+    from calibrate.targets import LocalServerTarget
+    from sim.errors import ServesimError
+
+    out = tmp_path / "t.parquet"
+    with pytest.raises(ServesimError, match="local-lambda only"):
+        run_campaign(LocalServerTarget(tiny_model, [1]), out, host=HOST, n_idle_cold=2, **SIZES)
+    assert not out.exists()
+
+
+def test_calibrate_help_shows_the_idle_cold_options():
+    from click.testing import CliRunner
+
+    from cli import main
+
+    out = " ".join(CliRunner().invoke(main, ["calibrate", "--help"]).output.split())
+    for needle in ("--idle-cold INTEGER", "--idle-cold-s FLOAT", "local-lambda only", "Costs N x S seconds per "
+                   "memory size", "(default 30)"):
+        assert needle in out, needle
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["local-server", "--idle-cold", "2"], "--idle-cold is for the local-lambda target only"),
+    (["local-lambda", "--idle-cold-s", "5"], "--idle-cold-s needs --idle-cold N"),
+    (["local-lambda", "--idle-cold", "2", "--idle-cold-s", "0"], "not in the range"),
+    (["local-lambda", "--idle-cold", "-1"], "not in the range"),
+])
+def test_calibrate_refuses_bad_idle_cold_options(tmp_path, args, needle):
+    pytest.importorskip("onnxruntime")
+    from click.testing import CliRunner
+
+    from cli import main
+
+    out = tmp_path / "t"
+    result = CliRunner().invoke(main, ["calibrate", *args, "--model", "x", "--out", str(out)])
+    assert result.exit_code == 2 and needle in result.output + (result.stderr or ""), result.output
+    assert not out.exists()
+
+
+def test_cold_idle_phase_local_lambda(tmp_path, tiny_model, rie):
+    import pandas as pd
+
+    from calibrate.campaign import run_campaign
+    from calibrate.profiles import fit_measurements
+    from calibrate.targets import LocalLambdaTarget
+    from calibrate.writer import CAMPAIGN_FILE, unit_key
+
+    out = tmp_path / "idle.parquet"
+    target = LocalLambdaTarget(tiny_model, [1024], rie=rie)
+    sizes = {**SIZES, "n_cold": 3, "bursts": 0, "n_idle_cold": 3, "idle_cold_s": 0.5}
+    t0 = time.perf_counter()
+    summary = run_campaign(target, out, host=HOST, **sizes)
+    took = time.perf_counter() - t0
+    df = pd.read_parquet(out)
+    cfg = df.config.iloc[0]
+    idle = df[df.phase == "cold_idle"].sort_values("seq")
+    assert (idle.status == "ok").all(), idle.error.unique()
+    assert list(idle.seq) == [0, 1, 2] and (idle.level == 0.5).all() and (idle.concurrency == 1).all()
+    assert (idle.init_ms > 0).all() and idle.server_ms.notna().all()
+    # Each one followed at least the idle time without a request of the target.
+    done = (df.send_s + df.client_ms / 1000.0)
+    for _, row in idle.iterrows():
+        before = done[df.send_s < row.send_s]
+        assert row.send_s - before.max() >= 0.5
+    assert summary.cold_idle[cfg]["ok"] == 3 and summary.cold_idle[cfg]["idle_s"] == 0.5
+    assert any(line.strip().startswith(f"{cfg} cold after 0.5 s idle: 3/3 ok, init p50") and "back to back" in line
+               for line in summary.lines()), summary.lines()
+    assert unit_key(cfg, "cold_idle", 0.5) in json.loads((out / CAMPAIGN_FILE).read_text())["units"]
+    # Resumed: the phase is not measured again, its summary comes back.
+    again = run_campaign(target, out, host=HOST, resume=True, **sizes)
+    assert again.units_measured == [] and len(pd.read_parquet(out)) == len(df)
+    assert again.cold_idle[cfg]["ok"] == 3
+    assert any("cold after 0.5 s idle" in line for line in again.lines())
+    # 3 against 3 INITs cannot pass the test at 0.01: measured, not identified (and no bursts: no cores).
+    share = fit_measurements(out, tmp_path / "p.json")["lambda"][0]["host_share"]
+    assert share["cores"] is None and share["fit"]["init_idle"]["n_idle"] == 3
+    assert "reason" in share["fit"]["init_idle"] and "init_idle_factor" not in share
+    assert took < 20, took
