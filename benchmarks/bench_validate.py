@@ -7,7 +7,15 @@ Run: `.venv/bin/python benchmarks/bench_validate.py --profile out/demo/profile.j
 For each trace and target, `servesim validate`'s machinery replays a window live and compares it
 with the prediction from the profile (which must come from an earlier calibration: the demo's,
 or `servesim calibrate` + `servesim fit`). Prints one line per run with the error of p50, p95,
-p99, cold starts, billed GB-s and cost, and whether each is within the targets:
+p99, cold starts, billed GB-s and cost, and whether each is within the targets. The figures in
+the README come from a profile measured so (about 6 minutes, on a quiet host):
+
+    servesim calibrate local-lambda --model price-mlp --memory-mb 1024 --quick --cold 5 --warm 300 \
+        --bursts 10 --idle-cold 5 --out m/lam.parquet
+    servesim calibrate local-server --model price-mlp --workers 2 --cpus 2 --instance-type c6i.large \
+        --quick --cold 5 --warm 300 --bursts 10 --out m/srv.parquet
+    servesim fit m/lam.parquet m/srv.parquet --out m/profile.json
+
 
 | measure | largest error |
 |---|---|

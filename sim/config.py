@@ -79,10 +79,11 @@ class HostShare:
     no INIT for a while are slower, because the host pages out memory nobody touched for that
     long (on the local target, DAMON reclaim after 30 s: the INIT's imports, onnxruntime, the
     model) and they page it back in. An INIT starting when no INIT is in progress on the host
-    and the last one ended at least `init_idle_s` earlier (or none has run yet) finds the host
-    cold and opens a cold period, which lasts until its own INIT phase ends. It and every INIT
-    starting during its cold period take `init_idle_factor` times their drawn duration as their
-    work alone, which the host then shares as usual (the sharing stretch applies on top).
+    and the last one ended at least `init_idle_s` earlier finds the host cold and opens a cold
+    period as long as its drawn duration (by then the files are back). It and every INIT
+    starting during that period take `init_idle_factor` times their drawn duration as their
+    work alone, which the host then shares as usual (the sharing stretch applies on top). The
+    host starts warm: its idle time counts from the run's start.
     """
 
     cores: float

@@ -1,5 +1,6 @@
 """Cold host (`HostShare.init_idle_s`, `init_idle_factor`) in the SimPy Lambda model: the rule
-by hand (which INITs find the host cold, how long a cold period lasts), its combination with
+by hand (the host starts warm; which INITs find it cold; a cold period lasts the opener's drawn
+INIT), its combination with
 processor sharing, the rule replayed over random runs, runs without it unchanged, the host's
 per-phase hook, and the validation of the config, the profile and the scenario keys."""
 from __future__ import annotations
@@ -46,97 +47,101 @@ def cold_starts(arrivals, idle_s=10.0, factor=1.5, cold=INIT_100, keep_alive_s=1
 
 # --- the rule by hand ----------------------------------------------------------------------------
 
-def test_a_lone_init_on_a_host_that_never_ran_one_takes_the_factor():
-    # No INIT yet: the host is cold. INIT 1.5 x 100 = 150 ms, then 100 ms: latency 250, billed 250 ms.
-    res, df = cold_starts([0.0])
+@pytest.mark.parametrize("t, init_ms", [(0.0, 100.0), (9.5, 100.0), (12.0, 150.0)])
+def test_the_host_starts_warm_and_a_lone_init_after_init_idle_s_takes_the_factor(t, init_ms):
+    # The idle time counts from the run's start: at 0 and 9.5 s (< 10 s) the INIT is its 100 ms; at
+    # 12 s the host is cold: INIT 1.5 x 100 = 150 ms, then 100 ms: latency 250, billed 250 ms.
+    res, df = cold_starts([t])
     assert df.cold.tolist() == [True]
-    assert df.init_ms.tolist() == [150.0] and df.work_ms.tolist() == [100.0]
-    assert df.latency_ms.tolist() == [250.0] and df.done_s.tolist() == [0.25]
-    assert res.summary["cost_usd"]["compute"] == pytest.approx(0.250 * GB_S_X86, rel=1e-12)
+    assert df.init_ms.tolist() == [init_ms] and df.work_ms.tolist() == [100.0]
+    assert df.latency_ms.tolist() == [init_ms + 100.0] and df.done_s.tolist() == [t + (init_ms + 100.0) / 1000.0]
+    assert res.summary["cost_usd"]["compute"] == pytest.approx((init_ms + 100.0) / 1000.0 * GB_S_X86, rel=1e-12)
 
 
-def test_inits_starting_in_the_openers_cold_period_take_the_factor_and_it_ends_with_the_openers_init():
-    # a opens a cold period at 0 (INIT 150 ms, to 0.15). b at 0.1 (a busy: cold) starts in it: 150 ms,
-    # its INIT runs to 0.25. c at 0.2 (a, b busy: cold): a's INIT has ended, so has the cold period,
-    # and b's INIT is still in progress, so the host is not cold either: c's INIT is its 100 ms.
-    res, df = cold_starts([0.0, 0.1, 0.2])
+def test_inits_starting_in_the_cold_period_take_the_factor_and_it_lasts_the_openers_drawn_init():
+    # a at 20 s opens a cold period of its drawn INIT, 100 ms: to 20.1 (its own INIT, 150 ms, runs to
+    # 20.15). b at 20.05 (a busy: cold) starts in it: 150 ms. c at 20.12 (a, b busy: cold) starts
+    # after it, though a's INIT still runs: the files are back, c's INIT is its 100 ms.
+    res, df = cold_starts([20.0, 20.05, 20.12])
     assert df.cold.tolist() == [True, True, True]
     assert df.init_ms.tolist() == [150.0, 150.0, 100.0]
     assert df.latency_ms.tolist() == [250.0, 250.0, 200.0]
-    assert df.done_s.tolist() == pytest.approx([0.25, 0.35, 0.40], rel=1e-12)
+    assert df.done_s.tolist() == pytest.approx([20.25, 20.30, 20.32], rel=1e-12)
     assert res.summary["cold_starts"] == 3
 
 
 @pytest.mark.parametrize("t_b, init_ms", [(5.0, 100.0), (30.0, 150.0)])
 def test_a_later_init_takes_the_factor_only_after_init_idle_s_without_one(t_b, init_ms):
-    # a's INIT ends at 0.15, its environment is reclaimed at 1.25, so b is cold. 4.85 s after the
-    # last INIT (< 10 s) the host is warm; 29.85 s after it (>= 10 s) it is cold again.
+    # a (warm host) INIT ends at 0.10, its environment is reclaimed at 1.2, so b is cold. 4.9 s after
+    # the last INIT (< 10 s) the host is warm; 29.9 s after it (>= 10 s) it is cold.
     _, df = cold_starts([0.0, t_b])
     assert df.cold.tolist() == [True, True]
-    assert df.init_ms.tolist() == [150.0, init_ms]
-    assert df.latency_ms.tolist() == [250.0, init_ms + 100.0]
+    assert df.init_ms.tolist() == [100.0, init_ms]
+    assert df.latency_ms.tolist() == [200.0, init_ms + 100.0]
 
 
-@pytest.mark.parametrize("t_b, init_ms", [(10.25, 250.0), (10.25 - 2**-7, 125.0)])
+@pytest.mark.parametrize("t_b, init_ms", [(10.125, 250.0), (10.125 - 2**-7, 125.0)])
 def test_init_idle_s_is_at_least(t_b, init_ms):
-    # INIT 125 ms x 2 = 250 ms: a's INIT ends at exactly 0.25 s; b exactly 10 s later finds the
-    # host cold, b 1/128 s sooner does not (binary fractions: no rounding in these times).
+    # INIT 125 ms (warm host): a's INIT ends at exactly 0.125 s; b exactly 10 s later finds the host
+    # cold (125 x 2 = 250 ms), b 1/128 s sooner does not (binary fractions: no rounding in these times).
     _, df = cold_starts([0.0, t_b], factor=2.0, cold={"dist": "constant", "value": 125.0})
-    assert df.init_ms.tolist() == [250.0, init_ms]
+    assert df.init_ms.tolist() == [125.0, init_ms]
 
 
 @pytest.mark.parametrize("idle_s, init_ms", [(0.04, 150.0), (0.06, 100.0)])
 def test_the_idle_time_runs_from_the_end_of_the_init_phase_not_of_the_invocation(idle_s, init_ms):
-    # a: INIT to 0.15, invocation to 0.25. b at 0.2 (a busy: cold): no INIT in progress, the last
-    # ended 0.05 s before: cold when init_idle_s = 0.04, not when 0.06. (Counted from a's job end,
-    # the host would still be busy with an INIT at 0.2 and never cold.)
-    _, df = cold_starts([0.0, 0.2], idle_s=idle_s)
+    # a (0.01 s after the run's start, under either init_idle_s: warm) INIT to 0.11, invocation
+    # to 0.21. b at 0.16 (a busy: cold): no INIT in progress, the last ended 0.05 s before: cold when
+    # init_idle_s = 0.04, not when 0.06. (Counted from a's job end, the host would still be busy
+    # with an INIT at 0.16 and never cold.)
+    _, df = cold_starts([0.01, 0.16], idle_s=idle_s)
     assert df.cold.tolist() == [True, True]
-    assert df.init_ms.tolist() == [150.0, init_ms]
+    assert df.init_ms.tolist() == [100.0, init_ms]
 
 
 # --- with processor sharing ----------------------------------------------------------------------
 
 def test_two_simultaneous_cold_inits_share_one_core_after_the_factor():
-    # One core, INIT and invocation one core each. a and b at 0: a opens the cold period, b starts
-    # in it: each INIT is 150 ms alone, at rate 1/2 both end at 0.3 (300 ms); the invocations
-    # (100 ms alone) at 1/2 end at 0.5 (200 ms). Billed 2 x 500 ms.
-    res, df = cold_starts([0.0, 0.0], cores=1.0)
+    # One core, INIT and invocation one core each. a and b at 20 s: a opens the cold period, b starts
+    # in it: each INIT is 150 ms alone, at rate 1/2 both end at 20.3 (300 ms); the invocations
+    # (100 ms alone) at 1/2 end at 20.5 (200 ms). Billed 2 x 500 ms.
+    res, df = cold_starts([20.0, 20.0], cores=1.0)
     assert df.init_ms.tolist() == pytest.approx([300.0, 300.0], rel=1e-12)
     assert df.work_ms.tolist() == pytest.approx([200.0, 200.0], rel=1e-12)
     assert df.latency_ms.tolist() == pytest.approx([500.0, 500.0], rel=1e-12)
-    assert df.done_s.tolist() == pytest.approx([0.5, 0.5], rel=1e-12)
+    assert df.done_s.tolist() == pytest.approx([20.5, 20.5], rel=1e-12)
     assert res.summary["cost_usd"]["compute"] == pytest.approx(1.000 * GB_S_X86, rel=1e-12)
 
 
 def test_staggered_cold_inits_share_one_core_after_the_factor():
-    # One core; INITs 150 ms alone (both cold: b starts in a's cold period), invocations 100 ms.
+    # One core; INITs 150 ms alone (both cold: b starts in a's cold period, to 20.1), invocations
+    # 100 ms. Times after 20 s:
     #   0.00-0.05 a INIT alone (100 ms left)      0.05-0.25 a INIT, b INIT at 1/2: a's INIT ends (250 ms)
     #   0.25-0.35 a invocation, b INIT at 1/2: b's INIT ends (300 ms); a has 50 ms of invocation left
     #   0.35-0.45 both invocations at 1/2: a ends (200 ms); b has 50 ms left, alone: ends at 0.50 (150 ms).
-    res, df = cold_starts([0.0, 0.05], cores=1.0)
+    res, df = cold_starts([20.0, 20.05], cores=1.0)
     assert df.init_ms.tolist() == pytest.approx([250.0, 300.0], rel=1e-12)
     assert df.work_ms.tolist() == pytest.approx([200.0, 150.0], rel=1e-12)
     assert df.latency_ms.tolist() == pytest.approx([450.0, 450.0], rel=1e-12)
-    assert df.done_s.tolist() == pytest.approx([0.45, 0.50], rel=1e-12)
+    assert df.done_s.tolist() == pytest.approx([20.45, 20.50], rel=1e-12)
     assert res.summary["cost_usd"]["compute"] == pytest.approx(0.900 * GB_S_X86, rel=1e-12)
 
 
 # --- the rule replayed over random runs ----------------------------------------------------------
 
-def factored(start_s, end_s, idle_s) -> np.ndarray:
-    """Which INITs (start and end times, in start order) the rule gives the factor: those finding
-    no INIT in progress and none ended within `idle_s` (they open a cold period, to their own end),
-    and those starting in a cold period."""
+def factored(start_s, end_s, drawn_ms, idle_s) -> np.ndarray:
+    """Which INITs (start and end times, drawn durations, in start order) the rule gives the
+    factor: those finding no INIT in progress and none ended within `idle_s` (the run's start
+    counting as one: the host starts warm) open a cold period of their drawn duration, and those
+    starting in a cold period."""
     out = []
-    opener_end = -math.inf
+    period_end = -math.inf
     for i, t in enumerate(start_s):
         before = end_s[:i]
-        in_period = opener_end > t
-        opens = not any(e > t for e in before) and t - max((e for e in before), default=-math.inf) >= idle_s
+        opens = not any(e > t for e in before) and t - max((e for e in before), default=0.0) >= idle_s
         if opens:
-            opener_end = end_s[i]
-        out.append(opens or in_period)
+            period_end = t + drawn_ms[i] / 1000.0
+        out.append(t < period_end)
     return np.array(out, dtype=bool)
 
 
@@ -154,9 +159,8 @@ def test_on_a_host_that_never_shares_each_init_is_its_draw_times_the_factor_wher
     cfg = cold_host(lam(warm=warm, cold=cold, keep_alive_s=keep, concurrency_limit=20), idle_s, factor, cores=20.0)
     _, df = run(cfg, Poisson(rate, 4.0), seed=seed, records=True, engine="simpy")
     cold_, start, end = init_intervals(df)
-    f = factored(start, end, idle_s)
-    assert f[0]  # the first INIT of the run finds the host cold
     c0 = drawn(cold, seed, COLD, len(df))[cold_]
+    f = factored(start, end, c0, idle_s)
     np.testing.assert_allclose(df.init_ms.to_numpy()[cold_], c0 * np.where(f, factor, 1.0), rtol=1e-12)
     ok = df[df.status == "ok"]
     np.testing.assert_allclose(ok.latency_ms, ok.work_ms + ok.init_ms.where(ok.cold, 0.0), rtol=1e-12)
@@ -176,7 +180,7 @@ def test_on_a_contended_host_the_work_done_is_the_draws_with_the_factor_where_th
     assert set(df.status[~served]) <= {"throttled"}
     c0 = drawn(cold, seed, COLD, len(df))[cold_]
     w0 = drawn(warm, seed, WARM, len(df))[served]
-    expect = w0.sum() + (c0 * np.where(factored(start, end, idle_s), factor, 1.0)).sum()
+    expect = w0.sum() + (c0 * np.where(factored(start, end, c0, idle_s), factor, 1.0)).sum()
     assert check_conserved([model.host]) == pytest.approx(expect / 1000, rel=1e-9)
 
 

@@ -29,12 +29,14 @@ Model (DESIGN.md, "Platform semantics"):
   busy until then. The timeout applies to the stretched invocation (stopped `timeout_s` after it
   started, billed `timeout_s`).
 - Cold host (`HostShare.init_idle_s`, with a shared host): an INIT starting when no INIT is in
-  progress on the host and the last INIT phase on it ended at least `init_idle_s` earlier (or
-  none has yet in this run) opens a cold period, which lasts until that INIT phase ends (the
-  host tells when each phase ends; the invocation after it does not count). It and every INIT
-  starting during its cold period have `init_idle_factor` times their drawn duration as their
-  work alone; the host's sharing stretches that as any other. The recorded and billed INIT is
-  the actual duration, as always. Provisioned environments' INITs (before the run) do not count.
+  progress on the host and the last INIT phase on it ended at least `init_idle_s` earlier opens
+  a cold period, as long as its drawn duration (the time an INIT on a warm host takes: by then
+  the files it reads are back in memory). It and every INIT starting during that period have
+  `init_idle_factor` times their drawn duration as their work alone; the host's sharing
+  stretches that as any other. The host starts warm (its idle time counts from the run's
+  start); the host tells when each INIT phase ends (the invocation after it does not count).
+  The recorded and billed INIT is the actual duration, as always. Provisioned environments'
+  INITs (before the run) do not count.
 - Billing: each invocation's duration rounded up to 1 ms, INIT added before rounding on a cold
   start when `init_billed`; invocations on provisioned environments at the PC duration rate;
   the provisioned environments' own INIT (once each, at the mean of `cold_init_ms`; AWS's
@@ -91,8 +93,8 @@ class LambdaModel(Platform):
         self.host = Host(env, cfg.host.cores) if cfg.host is not None else None
         self.init_idle_s = cfg.host.init_idle_s if cfg.host is not None else None
         self.inits = 0  # INIT phases in progress on the host (counted with a cold host only)
-        self.last_init_end_s = -math.inf  # when the last INIT phase on the host ended
-        self.cold_opener: tuple | None = None  # the tag of the INIT whose cold period is on, if any
+        self.last_init_end_s = env.now  # when the last INIT phase on the host ended (it starts warm)
+        self.cold_until_s = -math.inf  # the end of the current cold period
         self.busy = 0
         self.alive = 0
         self.tokens = float(cfg.scale_burst)
@@ -190,8 +192,8 @@ class LambdaModel(Platform):
         on_phase = None
         if self.init_idle_s is not None:  # a cold host: the first INITs after a while take longer
             if self.inits == 0 and now - self.last_init_end_s >= self.init_idle_s:
-                self.cold_opener = tag  # this INIT opens a cold period
-            if self.cold_opener is not None:
+                self.cold_until_s = now + init_ms / 1000.0  # opens a cold period, its drawn INIT long
+            if now < self.cold_until_s:
                 init_ms *= cfg.host.init_idle_factor
             self.inits += 1
             on_phase = self._phase_done
@@ -203,8 +205,6 @@ class LambdaModel(Platform):
             return
         self.inits -= 1
         self.last_init_end_s = self.env.now
-        if job.tag is self.cold_opener:  # the cold period ends with its opener's INIT
-            self.cold_opener = None
 
     def _shared_done(self, job: Job) -> None:
         chunk, j, e, keep_s = job.tag
