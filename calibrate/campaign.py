@@ -77,8 +77,8 @@ interrupted campaign continues where it stopped (a unit cut in the middle is mea
 its partial rows replaced). Each phase shows a progress bar on a terminal.
 
 `--quick` sizes (3 cold starts, 50 warm requests, levels 1 and 2 clients for 2 s each, bursts of
-1, 2 and 4 three times each) make a campaign of one configuration take a few seconds plus its
-cold starts (the bursts add about 1 s on local-server, 5 s per memory size on local-lambda;
+1, 2, 4 and 8 three times each) make a campaign of one configuration take a few seconds plus its
+cold starts (the bursts add about 1 s on local-server, 8 s per memory size on local-lambda;
 no cold_idle phase).
 
 The client runs on the same host as the target and takes some of its CPU: the host check says

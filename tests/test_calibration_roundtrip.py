@@ -62,7 +62,7 @@ def close(sim: np.ndarray, measured: np.ndarray) -> None:
 def test_local_lambda_profile_round_trips_through_the_simulator(tmp_path):
     table = tmp_path / "lambda.parquet"
     run_campaign(LocalLambdaTarget(MODEL, [1769]), table, quick=True, n_warm=N_WARM, progress=False,
-                 echo=lambda s: None)
+                 echo=lambda s: None, bursts=0)
     fit_measurements(table, tmp_path / "p.json")
     prof = load_profile(tmp_path / "p.json")
     entry = prof.lambda_entry(1769, "x86_64")
@@ -77,7 +77,7 @@ def test_local_lambda_profile_round_trips_through_the_simulator(tmp_path):
 def test_local_server_profile_round_trips_through_the_simulator(tmp_path):
     table = tmp_path / "server.parquet"
     run_campaign(LocalServerTarget(MODEL, [1], cpus=1.0, instance_type="c6i.large"), table, quick=True,
-                 n_warm=N_WARM, progress=False, echo=lambda s: None)
+                 n_warm=N_WARM, progress=False, echo=lambda s: None, bursts=0)
     fit_measurements(table, tmp_path / "p.json")
     prof = load_profile(tmp_path / "p.json")
     entry = prof.server_entry("c6i.large", 1)
