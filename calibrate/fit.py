@@ -811,6 +811,12 @@ def stretch_model(k, m: float) -> np.ndarray:
     return np.maximum(1.0, np.asarray(k, dtype=float) / m)
 
 
+def _positive(values: Sequence[float]) -> np.ndarray:
+    """The finite values > 0 of `values`, as a flat float array."""
+    v = np.asarray(values, dtype=float).ravel()
+    return v[np.isfinite(v) & (v > 0)]
+
+
 def fit_stretch(samples: dict[int, Sequence[float]]) -> StretchFit:
     """m = cores / demand from durations (ms) of jobs measured in bursts of k (k -> durations).
 
@@ -828,8 +834,7 @@ def fit_stretch(samples: dict[int, Sequence[float]]) -> StretchFit:
     durations, k = 1 too. Otherwise m is None and `reason` says why (no stretch seen means m >=
     max k: the demand is not identified).
     """
-    data = {int(k): np.asarray(v, dtype=float) for k, v in samples.items()}
-    data = {k: v[np.isfinite(v) & (v > 0)] for k, v in sorted(data.items())}
+    data = {int(k): _positive(samples[k]) for k in sorted(samples, key=int)}
     if 1 not in data or data[1].size < MIN_BURST_N:
         return StretchFit(None, [], data, f"at least {MIN_BURST_N} durations at k = 1 are needed (the reference)")
     used = {k: v for k, v in data.items() if v.size >= MIN_BURST_N}
@@ -869,11 +874,6 @@ def fit_stretch(samples: dict[int, Sequence[float]]) -> StretchFit:
                           f"at k = {top['k']}, p = {top['p_value']:.2g}; the rule: >= x{1 + HOST_MIN_STRETCH:g} over "
                           f"k = 1 and Mann-Whitney p < {HOST_ALPHA:g}): the demand is not identified", rms, base)
     return StretchFit(m, points, data, None, rms, base)
-
-
-def _positive(values: Sequence[float]) -> np.ndarray:
-    v = np.asarray(values, dtype=float).ravel()
-    return v[np.isfinite(v) & (v > 0)]
 
 
 @dataclass(frozen=True)

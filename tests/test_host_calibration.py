@@ -132,6 +132,23 @@ def test_profile_host_share_round_trip(tmp_path):
     ({"cores": None, "work_cores": 1}, "lambda[0].host_share.work_cores", "no value when cores is null"),
     ({"cores": 2, "fit": 3}, "lambda[0].host_share.fit", "a mapping"),
     ([2], "lambda[0].host_share", "a mapping"),
+    # a cold host (init_idle_s, init_idle_factor: tests/test_host_idle_init.py)
+    ({"cores": 2, "init_idle_s": 30}, "lambda[0].host_share.init_idle_factor",
+     "go together (a cold host), or neither"),
+    ({"cores": 2, "init_idle_factor": 1.3}, "lambda[0].host_share.init_idle_s", "only init_idle_factor is"),
+    ({"cores": 2, "init_idle_s": "30s", "init_idle_factor": 1.3}, "lambda[0].host_share.init_idle_s",
+     "a number > 0"),
+    ({"cores": 2, "init_idle_s": True, "init_idle_factor": 1.3}, "lambda[0].host_share.init_idle_s",
+     "a number > 0"),
+    ({"cores": 2, "init_idle_s": None, "init_idle_factor": 1.3}, "lambda[0].host_share.init_idle_s",
+     "a number > 0"),
+    ({"cores": 2, "init_idle_s": 0, "init_idle_factor": 1.3}, "lambda[0].host_share.init_idle_s",
+     "a number > 0"),
+    ({"cores": 2, "init_idle_s": 30, "init_idle_factor": -1}, "lambda[0].host_share.init_idle_factor",
+     "a number > 0"),
+    ({"cores": None, "init_idle_s": 30, "init_idle_factor": 1.3}, "lambda[0].host_share.init_idle_s",
+     "no value when cores is null"),
+    ({"cores": 2, "init_idle": 30}, "lambda[0].host_share.init_idle", "did you mean 'init_idle_s'"),
 ])
 def test_profile_host_share_errors_name_file_and_key(tmp_path, share, key, expected):
     bad = copy.deepcopy(PROFILE)

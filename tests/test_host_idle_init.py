@@ -248,27 +248,6 @@ def test_profile_host_share_reads_both_keys(tmp_path):
     assert parse_host_share({"cores": 2}, "p.json", "host")[0] == HostShare(2.0)
 
 
-@pytest.mark.parametrize("share, key, expected", [
-    ({"cores": 2, "init_idle_s": 30}, "host_share.init_idle_factor", "go together (a cold host), or neither"),
-    ({"cores": 2, "init_idle_factor": 1.3}, "host_share.init_idle_s", "only init_idle_factor is"),
-    ({"cores": 2, "init_idle_s": "30s", "init_idle_factor": 1.3}, "host_share.init_idle_s", "a number > 0"),
-    ({"cores": 2, "init_idle_s": True, "init_idle_factor": 1.3}, "host_share.init_idle_s", "a number > 0"),
-    ({"cores": 2, "init_idle_s": None, "init_idle_factor": 1.3}, "host_share.init_idle_s", "a number > 0"),
-    ({"cores": 2, "init_idle_s": 0, "init_idle_factor": 1.3}, "host_share.init_idle_s", "a number > 0"),
-    ({"cores": 2, "init_idle_s": 30, "init_idle_factor": -1}, "host_share.init_idle_factor", "a number > 0"),
-    ({"cores": None, "init_idle_s": 30, "init_idle_factor": 1.3}, "host_share.init_idle_s",
-     "no value when cores is null"),
-    ({"cores": 2, "init_idle": 30}, "host_share.init_idle", "did you mean 'init_idle_s'"),
-])
-def test_profile_host_share_cold_host_errors_name_file_and_key(tmp_path, share, key, expected):
-    bad = copy.deepcopy(PROFILE)
-    bad["lambda"][0]["host_share"] = share
-    path = write_profile(tmp_path, bad)
-    with pytest.raises(ConfigError) as e:
-        load_profile(path)
-    assert str(path) in str(e.value) and f"lambda[0].{key}" in str(e.value) and expected in str(e.value), str(e.value)
-
-
 def scenario(tmp_path, platform, profile=None):
     data = {"name": "cold", "trace": {"kind": "poisson", "rate_rps": 5, "duration": "1m"}, "platforms": [platform]}
     if profile is not None:
