@@ -913,11 +913,15 @@ def _print_validation(v, console, Table) -> None:
               help="Simulated days of the diurnal trace.")
 @click.option("--validate-s", type=click.FloatRange(5, 3600), default=45.0, show_default=True,
               help="Seconds replayed live against each local target.")
+@click.option("--cold", "n_cold", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="Cold starts calibrated per configuration.")
+@click.option("--warm", "n_warm", type=click.IntRange(20, 5000), default=300, show_default=True,
+              help="Warm requests calibrated per configuration (the default is enough to fit the idle effect).")
 @click.option("--executor", type=click.Choice(["serial", "processes"]), default="processes", show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @user_errors
 @needs_local_extra
-def demo(out_dir, days, validate_s, executor, progress):
+def demo(out_dir, days, validate_s, n_cold, n_warm, executor, progress):
     """The whole product on this machine, no cloud account: build a small model, calibrate it on
     the local targets, simulate a month for several Lambda sizes and EC2 fleets, find the
     break-even load, validate the prediction live, and write a report.
@@ -933,7 +937,7 @@ def demo(out_dir, days, validate_s, executor, progress):
     t0 = time.perf_counter()
     try:
         result = run_demo(out_dir, echo=click.echo, progress=progress, month_days=days, validate_s=validate_s,
-                          executor=executor)
+                          n_cold=n_cold, n_warm=n_warm, executor=executor)
     except KeyboardInterrupt:
         click.echo(f"interrupted: what was finished is in {out_dir}; run the same command to continue", err=True)
         sys.exit(130)

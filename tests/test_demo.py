@@ -25,7 +25,8 @@ def test_demo_small(tmp_path):
         pytest.skip(f"the Lambda Runtime Interface Emulator is not installed (make rie): {exc}")
     out = tmp_path / "demo"
     result = CliRunner().invoke(cli.main, ["demo", "--out", str(out), "--days", "1", "--validate-s", "8",
-                                           "--executor", "serial", "--no-progress"])
+                                           "--cold", "2", "--warm", "100", "--executor", "serial",
+                                           "--no-progress"])
     assert result.exit_code == 0, result.output
     text = result.output
     for step in range(1, 7):
