@@ -13,8 +13,8 @@ p99, cold starts, billed GB-s and cost, and whether each is within the targets.
 the same prediction), and adds a line with the host's own noise: the largest difference between
 two replays of the same window, in % of their mean. A model cannot be shown closer to the host
 than the host is to itself: an error below that spread is within the noise of the measurement.
-The figures in
-the README come from a profile measured so (about 6 minutes, on a quiet host):
+
+The figures in the README come from a profile measured so (about 6 minutes, on a quiet host):
 
     servesim calibrate local-lambda --model price-mlp --memory-mb 1024 --quick --cold 5 --warm 300 \
         --bursts 10 --idle-cold 5 --out m/lam.parquet
