@@ -811,6 +811,14 @@ def stretch_model(k, m: float) -> np.ndarray:
     return np.maximum(1.0, np.asarray(k, dtype=float) / m)
 
 
+def _clearly_longer(durations: np.ndarray, reference: np.ndarray) -> tuple[float, bool]:
+    """(p, longer): a one-sided Mann-Whitney test that `durations` exceed `reference`, and
+    whether they are clearly longer: median ratio >= 1 + `HOST_MIN_STRETCH` and p < `HOST_ALPHA`."""
+    p = float(st.mannwhitneyu(durations, reference, alternative="greater").pvalue)
+    ratio = float(np.median(durations)) / float(np.median(reference))
+    return p, ratio >= 1.0 + HOST_MIN_STRETCH and p < HOST_ALPHA
+
+
 def _positive(values: Sequence[float]) -> np.ndarray:
     """The finite values > 0 of `values`, as a flat float array."""
     v = np.asarray(values, dtype=float).ravel()
@@ -862,8 +870,8 @@ def fit_stretch(samples: dict[int, Sequence[float]]) -> StretchFit:
         med = float(np.median(v))
         p = None
         if k > 1:
-            p = float(st.mannwhitneyu(v, used[1], alternative="greater").pvalue)
-            if med / ref >= 1.0 + HOST_MIN_STRETCH and p < HOST_ALPHA:
+            p, longer = _clearly_longer(v, used[1])
+            if longer:
                 clear.append(k)
         points.append({"k": k, "n": int(v.size), "median_ms": _r(med), "stretch": _r(med / base),
                        "p_value": _r(p), "fitted": _r(float(stretch_model(k, m)))})
@@ -922,9 +930,9 @@ def fit_init_idle(idle_ms: Sequence[float], reference_ms: Sequence[float], idle_
                            reason=f"at least {MIN_BURST_N} Init Durations are needed after host idle (cold_idle rows: "
                                   f"{idle.size}) and back to back (cold rows: {ref.size})")
     factor = med_idle / med_ref
-    p = float(st.mannwhitneyu(idle, ref, alternative="greater").pvalue)
+    p, longer = _clearly_longer(idle, ref)
     reason = None
-    if not (factor >= 1.0 + HOST_MIN_STRETCH and p < HOST_ALPHA):
+    if not longer:
         after = f" after {idle_s:g} s idle" if idle_s is not None else ""
         reason = (f"no slowdown clearly above noise{after} (x{factor:.3g}, p = {p:.2g}; the rule: "
                   f">= x{1 + HOST_MIN_STRETCH:g} over back to back and Mann-Whitney p < {HOST_ALPHA:g})")
