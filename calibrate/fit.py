@@ -775,6 +775,9 @@ MIN_BURST_N = 3
 HOST_MIN_STRETCH = 0.10
 HOST_ALPHA = 0.01
 STRETCH_LOSS_SCALE = 0.1  # fit_stretch's soft-L1 scale, in log duration
+CONTENTION_MIN = 0.02
+"""The smallest contention `fit_stretch` keeps: below it (a 2 % stretch per other job, within
+the noise of a burst's median) the plain knee is fitted instead."""
 INIT_CORES = 1.0
 """The convention that fixes the unit of `HostShare.cores` for Lambda: an INIT (a fresh Python
 process importing the handler and loading the model) is single-threaded, so it uses one core
@@ -795,9 +798,16 @@ class StretchFit:
     rms_log: float | None = None
     base_ms: float | None = None
     """The fitted duration alone (ms), the reference of the points' stretch."""
+    c: float = 0.0
+    """The contention: the stretch each other job adds, whether or not cores are free (0: none)."""
+    note: str | None = None
 
     def meta(self) -> dict:
         out = {"m": _r(self.m), "base_ms": _r(self.base_ms), "points": self.points}
+        if self.c:
+            out["contention"] = _r(self.c)
+        if self.note is not None:
+            out["note"] = self.note
         if self.rms_log is not None:
             out["rms_log_residual"] = _r(self.rms_log)
         if self.reason is not None:
@@ -805,10 +815,12 @@ class StretchFit:
         return out
 
 
-def stretch_model(k, m: float) -> np.ndarray:
+def stretch_model(k, m: float, c: float = 0.0) -> np.ndarray:
     """Equal jobs started together, each needing `cap` cores, sharing `cores` (m = cores / cap)
-    by processor sharing: each takes max(1, k / m) times as long as alone."""
-    return np.maximum(1.0, np.asarray(k, dtype=float) / m)
+    by processor sharing, each also slowed by a contention c per other job (`sim.config.HostShare`):
+    each takes max(1, k / m, 1 + c (k - 1)) times as long as alone."""
+    k = np.asarray(k, dtype=float)
+    return np.maximum(np.maximum(1.0, k / m), 1.0 + c * (k - 1.0))
 
 
 def _clearly_longer(durations: np.ndarray, reference: np.ndarray) -> tuple[float, bool]:
@@ -825,17 +837,22 @@ def _positive(values: Sequence[float]) -> np.ndarray:
     return v[np.isfinite(v) & (v > 0)]
 
 
-def fit_stretch(samples: dict[int, Sequence[float]]) -> StretchFit:
-    """m = cores / demand from durations (ms) of jobs measured in bursts of k (k -> durations).
+def fit_stretch(samples: dict[int, Sequence[float]], contention: bool = False) -> StretchFit:
+    """m = cores / demand from durations (ms) of jobs measured in bursts of k (k -> durations);
+    with `contention`, also the contention c (`stretch_model`).
 
-    Model: log d = log b + log max(1, k / m) + noise, for every duration d measured at k, with
-    b (the duration alone, ms) and m both fitted, by robust least squares (soft-L1 loss, scale
-    `STRETCH_LOSS_SCALE` = 0.1 in log: a duration more than ~10 % off the curve weighs less)
-    from several starting points, m bounded to [1, 4 * max k]. Every burst size informs b (the
-    unstretched ones all measure it), not only the few durations at k = 1, and the largest sizes,
-    which are past the knee, pin m. (m below 1, a job that cannot get its demand even alone,
-    stretches k = 1 too: relative to it every k then stretches by k, as at m = 1, so m is taken
-    >= 1.) Each point reports its median, its stretch (median / b) and the fitted stretch.
+    Model: log d = log b + log stretch_model(k, m[, c]) + noise, for every duration d measured at
+    k, with b (the duration alone, ms), m (and c) fitted, by robust least squares (soft-L1 loss,
+    scale `STRETCH_LOSS_SCALE` = 0.1 in log: a duration more than ~10 % off the curve weighs
+    less) from several starting points, m bounded to [1, 4 * max k], c to [0, 2]. Every burst
+    size informs b (the unstretched ones all measure it), not only the few durations at k = 1,
+    and the largest sizes, which are past the knee, pin m. (m below 1, a job that cannot get its
+    demand even alone, stretches k = 1 too: relative to it every k then stretches by k, as at m =
+    1, so m is taken >= 1.) A contention below `CONTENTION_MIN` is taken as none (the knee alone
+    is fitted). With contention the knee k / m may bind at no measured k (a stretch linear from k
+    = 2): the data then bound m from below only, and m is the bound (the largest demand that
+    changes no fitted point; a note says so). Each point reports its median, its stretch (median
+    / b) and the fitted stretch.
     **Identified** when some k > 1 shows a stretch clearly above noise: median_k / median_1 >=
     1 + `HOST_MIN_STRETCH` (10 %) *and* a one-sided Mann-Whitney test that the durations at k
     exceed those at k = 1 rejects at `HOST_ALPHA` (0.01); each k needs `MIN_BURST_N` (3)
@@ -854,17 +871,35 @@ def fit_stretch(samples: dict[int, Sequence[float]]) -> StretchFit:
     hi = math.log(4.0 * max(used))
 
     def residuals(p: np.ndarray) -> np.ndarray:
-        return log_d - p[0] - np.log(stretch_model(k_obs, math.exp(p[1])))
+        return log_d - p[0] - np.log(stretch_model(k_obs, math.exp(p[1]), p[2] if p.size > 2 else 0.0))
 
-    best = None
-    for m0 in (1.05, 1.5, 2.5, 4.0, 0.5 * max(used), 2.0 * max(used)):
-        lm0 = min(max(math.log(m0), 1e-9), hi - 1e-9)
-        res = least_squares(residuals, [math.log(ref), lm0], bounds=([-np.inf, 0.0], [np.inf, hi]),
-                            loss="soft_l1", f_scale=STRETCH_LOSS_SCALE)
-        if best is None or res.cost < best.cost:
-            best = res
+    def fit(with_c: bool):
+        best = None
+        for m0 in (1.05, 1.5, 2.5, 4.0, 0.5 * max(used), 2.0 * max(used)):
+            lm0 = min(max(math.log(m0), 1e-9), hi - 1e-9)
+            for c0 in ((0.05, 0.3) if with_c else (None,)):
+                x0, lo, up = [math.log(ref), lm0], [-np.inf, 0.0], [np.inf, hi]
+                if with_c:
+                    x0, lo, up = x0 + [c0], lo + [0.0], up + [2.0]
+                res = least_squares(residuals, x0, bounds=(lo, up), loss="soft_l1", f_scale=STRETCH_LOSS_SCALE)
+                if best is None or res.cost < best.cost:
+                    best = res
+        return best
+
+    best = fit(False)
+    c, note = 0.0, None
+    if contention:
+        with_c = fit(True)
+        if with_c.x[2] >= CONTENTION_MIN:
+            best, c = with_c, float(with_c.x[2])
     base, m = math.exp(best.x[0]), math.exp(best.x[1])
-    rms = math.sqrt(float(np.mean(residuals(best.x) ** 2)))
+    if c:
+        bound = max(max(k / (1.0 + c * (k - 1.0)) for k in used), 1.0)
+        if m > bound:
+            m = bound
+            note = (f"m = {bound:.4g}, its lower bound: the knee k / m binds at no measured k (the stretch is the "
+                    f"contention's, 1 + {c:.3g} (k - 1)); a larger m changes no fitted point")
+    rms = math.sqrt(float(np.mean(residuals(np.array([best.x[0], math.log(m), c])) ** 2)))
     points, clear = [], []
     for k, v in used.items():
         med = float(np.median(v))
@@ -874,14 +909,14 @@ def fit_stretch(samples: dict[int, Sequence[float]]) -> StretchFit:
             if longer:
                 clear.append(k)
         points.append({"k": k, "n": int(v.size), "median_ms": _r(med), "stretch": _r(med / base),
-                       "p_value": _r(p), "fitted": _r(float(stretch_model(k, m)))})
+                       "p_value": _r(p), "fitted": _r(float(stretch_model(k, m, c)))})
     if not clear:
         top = max((pt for pt in points if pt["k"] > 1), key=lambda pt: pt["median_ms"])
         return StretchFit(None, points, data,
                           f"no burst size shows a stretch clearly above noise (largest: x{top['median_ms'] / ref:.3g} "
                           f"at k = {top['k']}, p = {top['p_value']:.2g}; the rule: >= x{1 + HOST_MIN_STRETCH:g} over "
                           f"k = 1 and Mann-Whitney p < {HOST_ALPHA:g}): the demand is not identified", rms, base)
-    return StretchFit(m, points, data, None, rms, base)
+    return StretchFit(m, points, data, None, rms, base, c, note)
 
 
 @dataclass(frozen=True)
@@ -941,8 +976,8 @@ def fit_init_idle(idle_ms: Sequence[float], reference_ms: Sequence[float], idle_
 
 @dataclass
 class HostShareFit:
-    """`fit_host_share`'s answer: `cores`, `init_cores`, `work_cores` (cores None: not
-    identified, `reason` says why), the two stretch fits, the INIT-after-idle fit `init_idle`
+    """`fit_host_share`'s answer: `cores`, `init_cores`, `work_cores`, `work_contention` (cores
+    None: not identified, `reason` says why), the two stretch fits, the INIT-after-idle fit `init_idle`
     (None: no cold_idle measured; set by the caller, `fit_init_idle`), and the profile's mapping
     (`entry`)."""
 
@@ -954,6 +989,7 @@ class HostShareFit:
     reason: str | None = None
     notes: tuple[str, ...] = ()
     init_idle: InitIdleFit | None = None
+    work_contention: float = 0.0
 
     def _init_idle(self) -> tuple[dict, dict]:
         """(the entry's ``init_idle_s`` and ``init_idle_factor`` or nothing, ``fit.init_idle``):
@@ -967,9 +1003,11 @@ class HostShareFit:
         return {"init_idle_s": _r(self.init_idle.idle_s), "init_idle_factor": _r(self.init_idle.factor)}, meta
 
     def entry(self) -> dict:
-        """The profile entry's ``host_share`` (``{cores, init_cores, work_cores, init_idle_s,
-        init_idle_factor, fit}``, the two init_idle keys only when identified)."""
-        fit: dict = {"model": "stretch(k) = max(1, k * demand / cores) for k equal jobs started together",
+        """The profile entry's ``host_share`` (``{cores, init_cores, work_cores, work_contention,
+        init_idle_s, init_idle_factor, fit}``, work_contention only when not 0, the two init_idle
+        keys only when identified)."""
+        fit: dict = {"model": "stretch(k) = max(1, k * demand / cores, 1 + contention * (k - 1)) for k equal jobs "
+                              "started together (contention: warm work only)",
                      "rule": f"identified when some k shows median stretch >= x{1 + HOST_MIN_STRETCH:g} over k = 1 "
                              f"and a one-sided Mann-Whitney test rejects at {HOST_ALPHA:g} "
                              f"(at least {MIN_BURST_N} durations per k)"}
@@ -986,8 +1024,9 @@ class HostShareFit:
             keys, fit["init_idle"] = self._init_idle()
         if self.cores is None:
             return {"cores": None, "fit": fit}
+        contention = {"work_contention": _r(self.work_contention)} if self.work_contention else {}
         return {"cores": _r(self.cores), "init_cores": _r(self.init_cores), "work_cores": _r(self.work_cores),
-                **keys, "fit": fit}
+                **contention, **keys, "fit": fit}
 
 
 def fit_host_share(init_ms: dict[int, Sequence[float]] | None, work_ms: dict[int, Sequence[float]] | None
@@ -998,19 +1037,21 @@ def fit_host_share(init_ms: dict[int, Sequence[float]] | None, work_ms: dict[int
 
     Lambda (`init_ms` given): the convention `INIT_CORES` = 1 (an INIT is single-threaded:
     Python's imports and the model load) fixes the unit, so cores = m_init and work_cores =
-    m_init / m_work. INIT must be identified (else cores is None). When the warm work is not
+    m_init / m_work. INIT must be identified (else cores is None). The warm work is fitted with
+    contention (`fit_stretch`), INIT without (its bursts show a knee: none at k = 2). When the warm work is not
     (no stretch seen up to the largest k, K), work_cores = m_init / K: the largest demand that
     predicts no stretch up to K, as measured (a note says so). Server (`init_ms` None): each
     worker's request is the unit, work_cores = 1 and cores = m_work (None when not identified)."""
     init = fit_stretch(init_ms) if init_ms else None
-    work = fit_stretch(work_ms) if work_ms else None
+    work = fit_stretch(work_ms, contention=True) if work_ms else None
     if init_ms is None:
         if work is None:
             return HostShareFit(None, INIT_CORES, 1.0, None, None, "no warm bursts measured")
         if work.m is None:
             return HostShareFit(None, INIT_CORES, 1.0, None, work, f"work: {work.reason}")
         return HostShareFit(work.m, INIT_CORES, 1.0, None, work,
-                            notes=("work_cores = 1: each request in a worker is the unit; cores = m_work",))
+                            notes=("work_cores = 1: each request in a worker is the unit; cores = m_work",),
+                            work_contention=work.c)
     if init is None or init.m is None:
         return HostShareFit(None, INIT_CORES, 1.0, init, work,
                             f"INIT: {init.reason if init is not None else 'no cold bursts measured'}")
@@ -1027,4 +1068,5 @@ def fit_host_share(init_ms: dict[int, Sequence[float]] | None, work_ms: dict[int
     else:
         work_cores = 1.0
         notes.append("work_cores = 1: no warm bursts measured (a default, not a measurement)")
-    return HostShareFit(init.m, INIT_CORES, work_cores, init, work, notes=tuple(notes))
+    contention = work.c if work is not None and work.m is not None else 0.0
+    return HostShareFit(init.m, INIT_CORES, work_cores, init, work, notes=tuple(notes), work_contention=contention)

@@ -161,7 +161,8 @@ def plot_host_share(fit: HostShareFit, path: str | Path, title: str) -> Path:
                 label=f"{name}: median stretch")
         if sf.m is not None:
             grid = np.linspace(1, max(ks), 200)
-            ax.plot(grid, stretch_model(grid, sf.m), "-", color=color, lw=1.6, label=f"{name}: max(1, k / {sf.m:.3g})")
+            law = f"max(1, k / {sf.m:.3g})" if not sf.c else f"max(1, k / {sf.m:.3g}, 1 + {sf.c:.3g} (k - 1))"
+            ax.plot(grid, stretch_model(grid, sf.m, sf.c), "-", color=color, lw=1.6, label=f"{name}: {law}")
         else:
             ax.plot([], [], " ", label=f"{name}: not identified")
     ax.axhline(1.0, color="grey", lw=0.6, ls=":")
@@ -169,8 +170,9 @@ def plot_host_share(fit: HostShareFit, path: str | Path, title: str) -> Path:
     ax.set_xlabel("requests started together (k)")
     ax.set_ylabel("duration / fitted duration alone")
     share = ("not identified" if fit.cores is None else
-             f"cores {fit.cores:.3g}, init_cores {fit.init_cores:g}, work_cores {fit.work_cores:.3g}")
-    ax.set_title(f"{title}: {share}", fontsize=10)
+             f"cores {fit.cores:.3g}, init_cores {fit.init_cores:g}, work_cores {fit.work_cores:.3g}"
+             + (f", work_contention {fit.work_contention:.3g}" if fit.work_contention else ""))
+    ax.set_title(f"{title}\n{share}", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     with atomic_path(path) as tmp:

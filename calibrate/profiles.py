@@ -45,8 +45,9 @@ What is taken from the table (only rows with status ``ok`` are fitted; every sta
   rows of phase ``burst`` (k requests sent at once, ``level`` = k): Lambda-like entries from the
   ok cold-burst rows' ``init_ms`` (those with an Init Duration) and the warm-burst rows'
   ``server_ms``, by k; server entries from the warm bursts' ``server_ms`` (the app's inference
-  time; ``client_ms`` where it has none). ``{cores, init_cores, work_cores, fit}``, or
-  ``{cores: null, fit: {reason, ...}}`` when the stretch is not identified.
+  time; ``client_ms`` where it has none). ``{cores, init_cores, work_cores, work_contention,
+  fit}`` (work_contention only when the warm bursts show one), or ``{cores: null, fit: {reason,
+  ...}}`` when the stretch is not identified.
   **INIT after host idle**: a Lambda-like configuration with rows of phase ``cold_idle`` (a cold
   start after ``level`` seconds in which the host ran nothing of the target) gets
   `calibrate.fit.fit_init_idle` of their ok ``init_ms`` against the ok cold-phase ``init_ms``

@@ -30,7 +30,8 @@ architecture, else the nearest measured size; servers by instance type and worke
 the scenario sets the platform's ``host`` itself, which wins. AWS and http targets run
 elsewhere: their prediction has no host share (a scenario's is dropped, with a note).
 ``validation.json`` records which one was used (``host_share``: source, cores, init_cores,
-work_cores, and init_idle_s and init_idle_factor when the host share has a cold host).
+work_cores, work_contention, and init_idle_s and init_idle_factor when the host share has a cold
+host).
 
 **No self-fulfilling checks.** The prediction's profile must come from a separate calibration:
 a platform whose service times are inline (no profile) is refused unless `allow_inline`, and a
@@ -197,7 +198,7 @@ def _inline_service(scenario, platform) -> bool:
 def host_share_for(platform, profile, target_kind: str, scenario=None) -> tuple[Any, dict]:
     """The platform to predict with, its `host` set for `target_kind` (see the module docstring),
     and the record for validation.json: ``{source: scenario | profile | none, cores, init_cores,
-    work_cores}`` (with a ``note`` when none applies)."""
+    work_cores, work_contention}`` (with a ``note`` when none applies)."""
     import dataclasses
 
     from sim.config import LambdaConfig
@@ -225,7 +226,8 @@ def host_share_for(platform, profile, target_kind: str, scenario=None) -> tuple[
             return dataclasses.replace(platform, host=None), {"source": "none", "note": f"no host share: {why}"}
         if isinstance(platform, LambdaConfig) and entry.memory_mb != platform.memory_mb:
             source = f"profile (entry at {entry.memory_mb} MB, the nearest measured)"
-    rec = {"source": source, "cores": share.cores, "init_cores": share.init_cores, "work_cores": share.work_cores}
+    rec = {"source": source, "cores": share.cores, "init_cores": share.init_cores, "work_cores": share.work_cores,
+           "work_contention": share.work_contention}
     if share.init_idle_s is not None:
         rec.update(init_idle_s=share.init_idle_s, init_idle_factor=share.init_idle_factor)
     return dataclasses.replace(platform, host=share), rec

@@ -33,8 +33,9 @@ service_ms: inline beside an inline one (none if not given), else the profile en
 ``autoscaling.initial``) is the initial fleet size, by default ``min``.
 
 **Host share** (``host``, lambda and ec2, `sim.config.HostShare`): concurrent work sharing one
-host's CPUs. ``host: {cores: 1.7, init_cores: 1, work_cores: 1}`` inline (init_cores and
-work_cores default to 1), or ``host: profile``: the one measured in the profile entry the
+host's CPUs. ``host: {cores: 1.7, init_cores: 1, work_cores: 1, work_contention: 0.25}`` inline
+(init_cores and work_cores default to 1, work_contention, the stretch each other job in progress
+adds to an invocation, to 0), or ``host: profile``: the one measured in the profile entry the
 service times come from (``host_share``, fitted from bursts of simultaneous requests on a local
 target; an error if that entry has none). The default (absent, ``host: none`` or ``null``) is no sharing:
 on AWS every Lambda environment has its own CPU share (memory / 1769 vCPU), and an EC2 worker

@@ -75,6 +75,13 @@ class HostShare:
     the host is shared by every environment; for EC2 each instance is its own host. Fitted by
     calibration from bursts of k simultaneous requests (`calibrate.fit.fit_host_share`).
 
+    Contention (`work_contention` c >= 0): an invocation (a request, for EC2) also slows down
+    with every other job in progress on the host, whether or not cores are free: with n jobs in
+    progress it can use at most work_cores / (1 + c (n - 1)) cores, so it stretches at least by 1
+    + c (n - 1) (caches, memory bandwidth, a gateway that every invocation goes through). The
+    measured law on the local Lambda target: about 1 + 0.25 (k - 1) for k simultaneous
+    invocations, already from k = 2, where the cores alone predict no stretch. 0: none.
+
     Cold host (Lambda only; `init_idle_s` None: never): the first INITs after the host has run
     no INIT for a while are slower, because the host pages out memory nobody touched for that
     long (on the local target, DAMON reclaim after 30 s: the INIT's imports, onnxruntime, the
@@ -93,6 +100,8 @@ class HostShare:
     """Seconds without an INIT after which the host is cold (None: it never is)."""
     init_idle_factor: float = 1.0
     """How many times longer an INIT takes alone on a cold host (1.0 when init_idle_s is None)."""
+    work_contention: float = 0.0
+    """The stretch each other job in progress adds to an invocation (0: none)."""
 
     def __post_init__(self):
         for name in ("cores", "init_cores", "work_cores"):
@@ -101,6 +110,8 @@ class HostShare:
                 raise ValueError(f"{name} must be > 0 and finite, got {v}")
         if self.init_idle_s is not None and not (0.0 < self.init_idle_s < math.inf):
             raise ValueError(f"init_idle_s must be None or > 0 and finite (seconds), got {self.init_idle_s}")
+        if not (0.0 <= self.work_contention < math.inf):
+            raise ValueError(f"work_contention must be >= 0 and finite, got {self.work_contention}")
         if not (0.0 < self.init_idle_factor < math.inf):
             raise ValueError(f"init_idle_factor must be > 0 and finite, got {self.init_idle_factor}")
         if self.init_idle_s is None and self.init_idle_factor != 1.0:

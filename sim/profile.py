@@ -29,8 +29,9 @@ service time depends on the idle time before a request; ``warm_ms`` / ``service_
 the times of a request reaching a rested unit; it may carry a ``fit`` key like a dist spec),
 ``host_share`` (`sim.config.HostShare`, Lambda and server entries: how concurrent work shared
 the CPUs of the host it was measured on, fitted from bursts of simultaneous requests;
-``{cores, init_cores, work_cores, init_idle_s, init_idle_factor, fit}``, init_cores and
-work_cores default 1; init_idle_s and init_idle_factor, both or neither, make the host cold
+``{cores, init_cores, work_cores, work_contention, init_idle_s, init_idle_factor, fit}``,
+init_cores and work_cores default 1, work_contention 0 (the stretch each other job in progress
+adds to an invocation); init_idle_s and init_idle_factor, both or neither, make the host cold
 after init_idle_s seconds without an INIT, the INITs that find it so taking init_idle_factor
 times as long (Lambda; none when absent); or ``{cores: null, fit: {reason: ...}}``, no other
 key, when the calibration measured bursts but identified no sharing: the entry's `host` is then
@@ -317,11 +318,13 @@ class _Reader:
 
 def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: bool = True,
                      allow_fit: bool = True) -> tuple[HostShare | None, dict | None]:
-    """``{cores: 1.7, init_cores: 1, work_cores: 1, init_idle_s: 30, init_idle_factor: 1.3, fit:
-    {...}}`` -> (HostShare, fit or None); init_cores and work_cores default to 1, init_idle_s and
+    """``{cores: 1.7, init_cores: 1, work_cores: 1, work_contention: 0.25, init_idle_s: 30,
+    init_idle_factor: 1.3, fit: {...}}`` -> (HostShare, fit or None); init_cores and work_cores
+    default to 1, work_contention to 0, init_idle_s and
     init_idle_factor are both given or neither (no cold host). With `allow_null`, ``cores: null``
     (measured, not identified) gives (None, fit). ConfigError naming `source` and `key` otherwise."""
-    allowed = ("cores", "init_cores", "work_cores", "init_idle_s", "init_idle_factor") + (("fit",) if allow_fit else ())
+    allowed = ("cores", "init_cores", "work_cores", "work_contention", "init_idle_s", "init_idle_factor") \
+        + (("fit",) if allow_fit else ())
     if not isinstance(data, Mapping):
         raise ConfigError(source, key, "a mapping such as {cores: 1.7, init_cores: 1, work_cores: 1}", data)
     check_keys(data, allowed, source=source, key=key)
@@ -332,7 +335,7 @@ def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: boo
     if "cores" not in data:
         raise ConfigError(source, f"{key}.cores", "a value (this key is required)")
     if data["cores"] is None and allow_null:
-        extra = [k for k in ("init_cores", "work_cores") if data.get(k) is not None]
+        extra = [k for k in ("init_cores", "work_cores", "work_contention") if data.get(k) is not None]
         extra += [k for k in ("init_idle_s", "init_idle_factor") if k in data]
         if extra:
             raise ConfigError(source, f"{key}.{extra[0]}", "no value when cores is null (no host share identified)",
@@ -354,6 +357,12 @@ def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: boo
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
             raise ConfigError(source, f"{key}.{name}", wanted[name], v)
         values[name] = float(v)
+    if "work_contention" in data:
+        v = data["work_contention"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < math.inf):
+            raise ConfigError(source, f"{key}.work_contention", "the stretch each other job in progress adds to an "
+                              "invocation, a number >= 0 (0: none)", v)
+        values["work_contention"] = float(v)
     return HostShare(**values), fit
 
 

@@ -149,6 +149,9 @@ def test_profile_host_share_round_trip(tmp_path):
     ({"cores": None, "init_idle_s": 30, "init_idle_factor": 1.3}, "lambda[0].host_share.init_idle_s",
      "no value when cores is null"),
     ({"cores": 2, "init_idle": 30}, "lambda[0].host_share.init_idle", "did you mean 'init_idle_s'"),
+    ({"cores": 2, "work_contention": -0.1}, "lambda[0].host_share.work_contention", "a number >= 0"),
+    ({"cores": 2, "work_contention": "high"}, "lambda[0].host_share.work_contention", "a number >= 0"),
+    ({"cores": None, "work_contention": 0.2}, "lambda[0].host_share.work_contention", "no value when cores is null"),
 ])
 def test_profile_host_share_errors_name_file_and_key(tmp_path, share, key, expected):
     bad = copy.deepcopy(PROFILE)

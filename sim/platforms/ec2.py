@@ -19,7 +19,7 @@ Model (DESIGN.md, "Platform semantics"):
   request in service (0 when another of its workers is busy; a new instance is rested).
 - Shared CPUs (`EC2Config.host`): the busy workers of an instance share its `host.cores`
   (`host.py`), each request a job capped at `host.work_cores`, stretched when the instance is
-  oversubscribed (the idle effect scales the drawn duration first). Latency is the wait plus the
+  oversubscribed and by `host.work_contention` per other busy worker (the idle effect scales the drawn duration first). Latency is the wait plus the
   stretched service; the request is resolved when it ends, its timeout judged on that latency.
 - Billing: per second with a 60 s minimum per launch, plus the ALB (see `billing.py`).
 """
@@ -202,7 +202,9 @@ class EC2Model(Platform):
         work_ms = chunk.work_ms[j]
         if inst.host is not None:
             self._occupy(inst, now)
-            inst.host.submit(((work_ms, self.cfg.host.work_cores, None),), self._shared_done, (inst, chunk, j, now))
+            host = self.cfg.host
+            inst.host.submit(((work_ms, host.work_cores, None, host.work_contention),), self._shared_done,
+                             (inst, chunk, j, now))
             return
         latency_ms = (now - chunk.t[j]) * 1000.0 + work_ms
         done_s = now + work_ms / 1000.0

@@ -7,9 +7,16 @@ job whose cap is below the share keeps its cap and leaves the rest to the others
 cores a of its cap progresses at rate a / cap (alone-seconds of work per second), so its
 duration stretches by cap / a.
 
+Contention: a phase may also have a contention c >= 0: while n jobs are in progress on the host,
+it can use at most cap / (1 + c (n - 1)) cores (and so progresses at most at rate 1 / (1 + c
+(n - 1))), whatever cores are free: the slowdown of work that shares more than the CPUs (caches,
+memory bandwidth, the local gateway), linear in the other jobs, with no knee. The water-filling
+then divides the cores over these reduced caps. c = 0 (the default): the plain cap.
+
 A job is a sequence of phases (a Lambda cold start: INIT, then the invocation), each with its
-own duration alone (ms), cap, and optionally a time limit (ms): a phase still running that long
-after it started is stopped and ends the job (timed out). The owner gets a callback when a job
+own duration alone (ms), cap, optionally a time limit (ms) and optionally a contention (as
+above): a phase still running that long after it started is stopped and ends the job (timed
+out). The owner gets a callback when a job
 ends, with each phase's actual duration, and optionally one as each of its phases ends (the
 Lambda model's cold host needs when an INIT phase ended, not its job).
 
@@ -33,7 +40,7 @@ from typing import Any, Callable, Sequence
 
 import simpy
 
-Phase = tuple  # (work_ms, cap_cores, limit_ms or None)
+Phase = tuple  # (work_ms, cap_cores, limit_ms or None[, contention >= 0, default 0])
 
 
 def delay_until(now: float, at_s: float) -> float:
@@ -58,7 +65,7 @@ def delay_until(now: float, at_s: float) -> float:
 class Job:
     """A job in progress on a `Host` (read its outcome in the owner's callback)."""
 
-    __slots__ = ("phases", "k", "cap", "remaining_s", "rate", "alloc", "full", "start_s", "phase_start_s",
+    __slots__ = ("phases", "k", "cap", "contention", "remaining_s", "rate", "alloc", "full", "start_s", "phase_start_s",
                  "sum_ms", "full_end_s", "deadline_s", "durations_ms", "timed_out", "on_done", "on_phase", "tag")
 
     def __init__(self, phases: Sequence[Phase], on_done: Callable[[Job], None], tag: Any, now: float,
@@ -79,8 +86,10 @@ class Job:
 
     def _next_phase(self, now: float) -> None:
         self.k += 1
-        work_ms, cap, limit_ms = self.phases[self.k]
+        phase = self.phases[self.k]
+        work_ms, cap, limit_ms = phase[:3]
         self.cap = cap
+        self.contention = phase[3] if len(phase) > 3 else 0.0
         self.remaining_s = work_ms / 1000.0
         self.phase_start_s = now
         self.deadline_s = math.inf if limit_ms is None else now + limit_ms / 1000.0
@@ -127,24 +136,26 @@ class Host:
         self.at_s = now
 
     def _allocate(self) -> None:
-        """Water-filling: equal shares, a job never given more than its cap."""
+        """Water-filling: equal shares, a job never given more than its cap (reduced by its
+        contention, see the module's docstring); a job's rate is the cores it gets over its cap."""
         jobs = self.jobs
+        n = len(jobs)
+        caps = [job.cap if job.contention == 0.0 else job.cap / (1.0 + job.contention * (n - 1)) for job in jobs]
         total = 0.0
-        for job in jobs:
-            total += job.cap
+        for cap in caps:
+            total += cap
         if total <= self.cores * (1.0 + 1e-12):  # caps summing to the cores up to rounding: all at full speed
-            for job in jobs:
-                job.alloc = job.cap
-                job.rate = 1.0
+            for job, cap in zip(jobs, caps):
+                job.alloc = cap
+                job.rate = 1.0 if cap == job.cap else cap / job.cap
             return
         left = self.cores
-        n = len(jobs)
-        for job in sorted(jobs, key=lambda jb: jb.cap):
+        for cap, job in sorted(zip(caps, jobs), key=lambda cj: cj[0]):
             share = left / n
-            if job.cap <= share:
-                job.alloc = job.cap
-                job.rate = 1.0
-                left -= job.cap
+            if cap <= share:
+                job.alloc = cap
+                job.rate = 1.0 if cap == job.cap else cap / job.cap
+                left -= cap
             else:  # so are all after it (caps >= this one's > share): the same share each
                 job.alloc = share
                 job.rate = share / job.cap
@@ -165,7 +176,7 @@ class Host:
 
     def _phase_done(self, job: Job, now: float, tol: float) -> bool:
         """Ends the job's current phase if it is over; True if it was."""
-        work_ms, _, limit_ms = job.phases[job.k]
+        work_ms, _, limit_ms = job.phases[job.k][:3]
         if job.full:
             if job.full_end_s > now:
                 return False

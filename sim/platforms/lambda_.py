@@ -24,7 +24,8 @@ Model (DESIGN.md, "Platform semantics"):
 - Shared host (`LambdaConfig.host`, a local target): every environment runs on one host whose
   CPUs are shared (`host.py`): a cold start's INIT is a job capped at `init_cores`, its
   invocation (and a warm one) a job capped at `work_cores`; both stretch when the host is
-  oversubscribed (the idle effect scales the drawn duration first). The request is resolved when
+  oversubscribed, and an invocation also by its `work_contention` per other job in progress
+  (the idle effect scales the drawn duration first). The request is resolved when
   its job ends, with the stretched durations as latency and billed durations; the environment is
   busy until then. The timeout applies to the stretched invocation (stopped `timeout_s` after it
   started, billed `timeout_s`).
@@ -184,7 +185,7 @@ class LambdaModel(Platform):
         self.busy += 1
         self.busy_tally.set(now, self.busy)
         keep_s = self.keep_const_s if self.keep_dist is None else chunk.keep_s[j]
-        invoke = (chunk.work_ms[j], cfg.host.work_cores, self.timeout_ms)
+        invoke = (chunk.work_ms[j], cfg.host.work_cores, self.timeout_ms, cfg.host.work_contention)
         tag = (chunk, j, e, keep_s)
         if not chunk.cold[j]:
             self.host.submit((invoke,), self._shared_done, tag)
