@@ -977,9 +977,9 @@ def fit_init_idle(idle_ms: Sequence[float], reference_ms: Sequence[float], idle_
 @dataclass
 class HostShareFit:
     """`fit_host_share`'s answer: `cores`, `init_cores`, `work_cores`, `work_contention` (cores
-    None: not identified, `reason` says why), the two stretch fits, the INIT-after-idle fit `init_idle`
-    (None: no cold_idle measured; set by the caller, `fit_init_idle`), and the profile's mapping
-    (`entry`)."""
+    None: not identified, `reason` says why), the two stretch fits, the INIT-after-idle fit
+    `init_idle` (None: no cold_idle measured; set by the caller, `fit_init_idle`), and the
+    profile's mapping (`entry`)."""
 
     cores: float | None
     init_cores: float
@@ -1038,9 +1038,9 @@ def fit_host_share(init_ms: dict[int, Sequence[float]] | None, work_ms: dict[int
     Lambda (`init_ms` given): the convention `INIT_CORES` = 1 (an INIT is single-threaded:
     Python's imports and the model load) fixes the unit, so cores = m_init and work_cores =
     m_init / m_work. INIT must be identified (else cores is None). The warm work is fitted with
-    contention (`fit_stretch`), INIT without (its bursts show a knee: none at k = 2). When the warm work is not
-    (no stretch seen up to the largest k, K), work_cores = m_init / K: the largest demand that
-    predicts no stretch up to K, as measured (a note says so). Server (`init_ms` None): each
+    contention (`fit_stretch`), INIT without (its bursts show a knee: none at k = 2). When the
+    warm work is not identified (no stretch seen up to the largest k, K), work_cores = m_init /
+    K: the largest demand that predicts no stretch up to K, as measured (a note says so). Server (`init_ms` None): each
     worker's request is the unit, work_cores = 1 and cores = m_work (None when not identified)."""
     init = fit_stretch(init_ms) if init_ms else None
     work = fit_stretch(work_ms, contention=True) if work_ms else None

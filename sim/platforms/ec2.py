@@ -19,8 +19,9 @@ Model (DESIGN.md, "Platform semantics"):
   request in service (0 when another of its workers is busy; a new instance is rested).
 - Shared CPUs (`EC2Config.host`): the busy workers of an instance share its `host.cores`
   (`host.py`), each request a job capped at `host.work_cores`, stretched when the instance is
-  oversubscribed and by `host.work_contention` per other busy worker (the idle effect scales the drawn duration first). Latency is the wait plus the
-  stretched service; the request is resolved when it ends, its timeout judged on that latency.
+  oversubscribed and by `host.work_contention` per other busy worker (the idle effect scales
+  the drawn duration first). Latency is the wait plus the stretched service; the request is
+  resolved when it ends, its timeout judged on that latency.
 - Billing: per second with a 60 s minimum per launch, plus the ALB (see `billing.py`).
 """
 from __future__ import annotations

@@ -15,10 +15,10 @@ then divides the cores over these reduced caps. c = 0 (the default): the plain c
 
 A job is a sequence of phases (a Lambda cold start: INIT, then the invocation), each with its
 own duration alone (ms), cap, optionally a time limit (ms) and optionally a contention (as
-above): a phase still running that long after it started is stopped and ends the job (timed
-out). The owner gets a callback when a job
-ends, with each phase's actual duration, and optionally one as each of its phases ends (the
-Lambda model's cold host needs when an INIT phase ended, not its job).
+above): a phase still running that long after its start is stopped and ends the job (timed
+out). The owner gets a callback when a job ends, with each phase's actual duration, and
+optionally one as each of its phases ends (the Lambda model's cold host needs when an INIT
+phase ended, not its job).
 
 Events, never polling: when a job starts or a phase ends, every job's remaining work is brought
 up to date, the cores re-allocated, and one SimPy event scheduled for the next phase end; an
