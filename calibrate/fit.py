@@ -1040,8 +1040,9 @@ def fit_host_share(init_ms: dict[int, Sequence[float]] | None, work_ms: dict[int
     m_init / m_work. INIT must be identified (else cores is None). The warm work is fitted with
     contention (`fit_stretch`), INIT without (its bursts show a knee: none at k = 2). When the
     warm work is not identified (no stretch seen up to the largest k, K), work_cores = m_init /
-    K: the largest demand that predicts no stretch up to K, as measured (a note says so). Server (`init_ms` None): each
-    worker's request is the unit, work_cores = 1 and cores = m_work (None when not identified)."""
+    K: the largest demand that predicts no stretch up to K, as measured (a note says so). Server
+    (`init_ms` None): each worker's request is the unit, work_cores = 1 and cores = m_work (None
+    when not identified)."""
     init = fit_stretch(init_ms) if init_ms else None
     work = fit_stretch(work_ms, contention=True) if work_ms else None
     if init_ms is None:
