@@ -349,20 +349,18 @@ def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: boo
     wanted = {"cores": "the host's capacity in cores, a number > 0",
               "init_cores": "the cores one job uses when alone, a number > 0",
               "work_cores": "the cores one job uses when alone, a number > 0",
+              "work_contention": "the stretch each other job in progress adds to an invocation, a number >= 0 "
+                                 "(0: none)",
               "init_idle_s": "the seconds without an INIT after which the host is cold, a number > 0",
               "init_idle_factor": "how many times longer an INIT takes on a cold host, a number > 0"}
     values = {}
-    for name in ("cores", "init_cores", "work_cores", *idle):
-        v = data.get(name, 1.0)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
+    for name in ("cores", "init_cores", "work_cores", "work_contention", *idle):
+        v = data.get(name, 0.0 if name == "work_contention" else 1.0)
+        low_ok = name == "work_contention"  # 0 is allowed (no contention); the others must be > 0
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v or (low_ok and v == 0)) \
+                or not v < math.inf:
             raise ConfigError(source, f"{key}.{name}", wanted[name], v)
         values[name] = float(v)
-    if "work_contention" in data:
-        v = data["work_contention"]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < math.inf):
-            raise ConfigError(source, f"{key}.work_contention", "the stretch each other job in progress adds to an "
-                              "invocation, a number >= 0 (0: none)", v)
-        values["work_contention"] = float(v)
     return HostShare(**values), fit
 
 

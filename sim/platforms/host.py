@@ -65,8 +65,9 @@ def delay_until(now: float, at_s: float) -> float:
 class Job:
     """A job in progress on a `Host` (read its outcome in the owner's callback)."""
 
-    __slots__ = ("phases", "k", "cap", "contention", "remaining_s", "rate", "alloc", "full", "start_s", "phase_start_s",
-                 "sum_ms", "full_end_s", "deadline_s", "durations_ms", "timed_out", "on_done", "on_phase", "tag")
+    __slots__ = ("phases", "k", "cap", "contention", "remaining_s", "rate", "alloc", "full", "start_s",
+                 "phase_start_s", "sum_ms", "full_end_s", "deadline_s", "durations_ms", "timed_out", "on_done",
+                 "on_phase", "tag")
 
     def __init__(self, phases: Sequence[Phase], on_done: Callable[[Job], None], tag: Any, now: float,
                  on_phase: Callable[[Job, int], None] | None = None):
@@ -144,22 +145,17 @@ class Host:
         total = 0.0
         for cap in caps:
             total += cap
-        if total <= self.cores * (1.0 + 1e-12):  # caps summing to the cores up to rounding: all at full speed
+        if total <= self.cores * (1.0 + 1e-12):  # caps summing to the cores up to rounding: each gets its cap
             for job, cap in zip(jobs, caps):
                 job.alloc = cap
-                job.rate = 1.0 if cap == job.cap else cap / job.cap
+                job.rate = cap / job.cap  # exactly 1.0 for an uncontended job (x / x)
             return
         left = self.cores
         for cap, job in sorted(zip(caps, jobs), key=lambda cj: cj[0]):
             share = left / n
-            if cap <= share:
-                job.alloc = cap
-                job.rate = 1.0 if cap == job.cap else cap / job.cap
-                left -= cap
-            else:  # so are all after it (caps >= this one's > share): the same share each
-                job.alloc = share
-                job.rate = share / job.cap
-                left -= share
+            job.alloc = cap if cap <= share else share  # above the share: so are all caps after it, each the share
+            job.rate = job.alloc / job.cap
+            left -= job.alloc
             n -= 1
 
     @staticmethod
