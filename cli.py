@@ -390,6 +390,8 @@ def _echo_lines(lines) -> None:
                                     "(default 1,2,4,8; local-server: those up to --workers).")
 @click.option("--bursts", "bursts", type=click.IntRange(0, 10000),
               help="local targets: recorded bursts per size (default 5; quick 3; 0: no burst phase).")
+@click.option("--pairs", "pairs", type=click.IntRange(0, 10000),
+              help="local-lambda: recorded pairs per offset (default 20; quick 6; 0: no pairs phase).")
 @click.option("--idle-cold", "n_idle_cold", type=click.IntRange(0, 10000),
               help="local-lambda only: cold starts after host idle per memory size (default 0: none). Each retires "
                    "every environment, leaves the host idle for --idle-cold-s, then sends one request: an INIT "
@@ -415,17 +417,19 @@ def _echo_lines(lines) -> None:
 @user_errors
 @needs_local_extra
 def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body, idle_s, label, headers, out, quick,
-              n_cold, n_warm, warm_gap_s, levels, level_s, burst_sizes, bursts, n_idle_cold, idle_cold_s, resume,
-              progress, architecture, timeout_s, function, allow_cidr, allow_anywhere, max_cost_usd, dry_run, keep,
-              region, endpoint_url, profile, pricing_path):
+              n_cold, n_warm, warm_gap_s, levels, level_s, burst_sizes, bursts, pairs, n_idle_cold, idle_cold_s,
+              resume, progress, architecture, timeout_s, function, allow_cidr, allow_anywhere, max_cost_usd, dry_run,
+              keep, region, endpoint_url, profile, pricing_path):
     """Measure cold starts, warm latency and throughput of a model on a TARGET into a table.
 
     Checks the host first (usable CPUs, whether they scale, cgroup quotas) and warns loudly when
     it is noisy. Interrupted campaigns keep their rows; --resume continues them. The local
     targets end with bursts of k simultaneous requests (cold and warm on local-lambda), which
     measure how concurrent work shares this host's CPUs (`fit` turns them into host_share);
-    local-lambda with --idle-cold N then measures N cold starts each after --idle-cold-s of host
-    idle (slower INITs: host_share.init_idle_factor).
+    local-lambda then sends pairs of requests, the second 0 to 6 ms after the first (--pairs per
+    offset), which measure how a request's way in through the gateway slows one running
+    (host_share.way_in_ms); with --idle-cold N it ends with N cold starts each after
+    --idle-cold-s of host idle (slower INITs: host_share.init_idle_factor).
 
     \b
     Examples:
@@ -434,6 +438,8 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
       servesim calibrate local-lambda --model mobilenetv2 --cold 0 --warm 1 --levels 1 --level-s 0.5 \
           --burst-sizes 1,2,4,8 --bursts 10 --out bursts.parquet
       servesim calibrate local-lambda --model mobilenetv2 --idle-cold 10 --idle-cold-s 30 --out idle.parquet
+      servesim calibrate local-lambda --model mobilenetv2 --cold 0 --warm 1 --levels 1 --level-s 0.5 \\
+          --bursts 0 --pairs 40 --out pairs.parquet
       servesim calibrate aws-lambda --model mobilenetv2 --memory-mb 1024,2048 --max-cost-usd 2 --out a.parquet
       servesim calibrate aws-ec2 --model mobilenetv2 --instance-type c6i.large --allow-cidr 203.0.113.7/32 \\
           --dry-run --out e.parquet
@@ -450,6 +456,9 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
     if target != "http" and (idle_s is not None or label or headers):
         raise click.UsageError("--idle-s, --label and --header are for the http target only")
     _check_idle_cold(target, n_idle_cold, idle_cold_s)
+    if pairs and target != "local-lambda":
+        raise click.UsageError("--pairs is for the local-lambda target only (its environments share this host with "
+                               "the gateway whose way in the pairs measure)")
     if target.startswith("aws-"):
         if not model:
             raise click.UsageError(f"{target} needs --model")
@@ -472,7 +481,7 @@ def calibrate(target, model, memory_mb, workers, cpus, instance_type, url, body,
     try:
         summary = run_campaign(tgt, out, quick=quick, resume=resume, progress=progress, n_cold=n_cold, n_warm=n_warm,
                                load_levels=load_levels, level_s=level_s, warm_gap_s=warm_gap_s, burst_sizes=sizes_k,
-                               bursts=bursts, n_idle_cold=n_idle_cold, idle_cold_s=idle_cold_s)
+                               bursts=bursts, pairs=pairs, n_idle_cold=n_idle_cold, idle_cold_s=idle_cold_s)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows measured so far are in {out}; rerun with --resume to continue", err=True)
         sys.exit(130)

@@ -43,7 +43,27 @@ noisy), then for each of the target's configurations measures, in this order:
    Duration is 0 (the gateway did not see the emulator's INIT RTDONE line, which happens now and
    then under load, and counted the INIT in the Duration) is an ``error`` too. ``bursts: 0``
    disables the phase.
-5. **cold_idle** — only on targets with `Target.cold_idle` (local-lambda): `n_idle_cold` cold
+5. **pairs** — only on targets with `Target.cold_bursts` (local-lambda, whose environments run
+   on this host): pairs of requests, A then B sent δ ms after A, for each δ in `pair_offsets_ms`
+   (default 0 to 4 ms by 0.5, then 5 and 6), `pairs` times each (``--pairs N``; default 20,
+   quick 6; 0 skips the phase), in a shuffled order fixed by `PAIR_SEED` (so that drift over the
+   phase is not mistaken for the effect). Why: the gateway's and the emulator's work for a newly
+   arriving request (its *way in*, about 1.3 ms before its invocation starts) slows an invocation
+   already running on the same host; A's duration (``server_ms``) against the actual offset tells
+   how much B's way in and B's invocation slow A (fitted by `calibrate.fit.fit_way_in`). Two
+   clients, their connections opened beforehand; first one unrecorded burst of 2 (two warm
+   environments). Each pair: both clients' threads are started and waiting, then after a rest of
+   `warm_gap_s` (0.2 s when it is 0: both environments rested, as the warm phase's rested
+   requests) A is sent, and B, from its own thread, δ ms after A's send time (slept to 0.3 ms
+   before it, then busy-waited on `time.perf_counter`), without waiting for A's answer. The
+   achieved offset (B's ``send_s`` minus A's) is not corrected, only shown (its median error on
+   the progress bar and in the unit summary): the fit uses the actual send times. Rows of phase
+   ``pairs``, ``level`` = the nominal δ (ms), ``concurrency`` 2, ``seq`` 2i for A and 2i + 1 for
+   B (i: the pair's number at that offset, from 0); a sample with an Init Duration is an
+   ``error`` (a cold start in a pair). When δ exceeds A's time, B may reach A's environment just
+   after A (not rested): only A is a rested request. One unit per offset (the table's units are
+   its (config, phase, level)); they all finish at the end of the phase.
+6. **cold_idle** — only on targets with `Target.cold_idle` (local-lambda): `n_idle_cold` cold
    starts, each after the host has run no INIT and no request of the target for `idle_cold_s`
    seconds (default 30): every environment retired (`Target.reset_units`), `idle_cold_s` of
    sleep, then one request (its connection reopened beforehand, not timed), which starts a new
@@ -54,8 +74,8 @@ noisy), then for each of the target's configurations measures, in this order:
    against 148-197 ms back to back), and the cold phase, whose INITs follow one another, never
    sees it; `calibrate.fit.fit_init_idle` compares the two (``host_share.init_idle_factor``).
    The phase comes *last* in each configuration: it is the slowest by far (`n_idle_cold` x
-   `idle_cold_s` of waiting), it uses the serving gateway the warm, load and burst phases have
-   up, and what ran before it does not matter, as each of its cold starts begins with
+   `idle_cold_s` of waiting), it uses the serving gateway the warm, load, burst and pairs
+   phases have up, and what ran before it does not matter, as each of its cold starts begins with
    `idle_cold_s` of nothing; an interrupted campaign has the quick phases on disk already.
    ``n_idle_cold: 0`` (the default, quick and full: it costs `idle_cold_s` per cold start)
    skips it; asking for it on another target is an error.
@@ -71,15 +91,15 @@ Every request is a row of the measurement table (`calibrate.table`), appended as
 measured through `calibrate.writer.TableWriter` (a load level's rows when the level ends, a few
 seconds later; on Ctrl-C in the middle of a level they are dropped, as that unit is measured
 again on resume anyway). A **unit** (one configuration's cold phase, warm phase, one load
-level, one burst size, or its cold_idle phase at one idle time) is recorded as finished in
+level, one burst size, one pair offset, or its cold_idle phase at one idle time) is recorded as finished in
 ``_campaign.json`` once its rows are on disk; `resume=True` skips finished units, so an
 interrupted campaign continues where it stopped (a unit cut in the middle is measured again,
 its partial rows replaced). Each phase shows a progress bar on a terminal.
 
 `--quick` sizes (3 cold starts, 50 warm requests, levels 1 and 2 clients for 2 s each, bursts of
-1, 2, 4 and 8 three times each) make a campaign of one configuration take a few seconds plus its
-cold starts (the bursts add about 1 s on local-server, 8 s per memory size on local-lambda;
-no cold_idle phase).
+1, 2, 4 and 8 three times each, on local-lambda 6 pairs per offset) make a campaign of one
+configuration take a few seconds plus its cold starts (the bursts add about 1 s on local-server,
+8 s per memory size on local-lambda, the pairs about 14 s per memory size; no cold_idle phase).
 
 The client runs on the same host as the target and takes some of its CPU: the host check says
 how much CPU there is, and throughput figures are the host's, not an instance's, unless the
@@ -112,7 +132,9 @@ class CampaignSettings:
     `warm_gap_s`: the longest idle pause before a warm request (they spread from WARM_GAP_MIN_S);
     `burst_sizes`: requests sent at once per burst, increasing, starting at 1 (the reference);
     `bursts`: recorded bursts per size (0: no burst phase); `n_idle_cold`: cold starts after host
-    idle (0: no cold_idle phase); `idle_cold_s`: the host's idle time before each of them (s)."""
+    idle (0: no cold_idle phase); `idle_cold_s`: the host's idle time before each of them (s);
+    `pairs`: recorded pairs per offset (0: no pairs phase); `pair_offsets_ms`: the offsets of a
+    pair's second request after its first (ms), increasing, from 0 to PAIR_OFFSET_MAX_MS."""
 
     n_cold: int
     n_warm: int
@@ -128,6 +150,8 @@ class CampaignSettings:
     bursts: int = 5
     n_idle_cold: int = 0
     idle_cold_s: float = 30.0
+    pairs: int = 0
+    pair_offsets_ms: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
 
     def __post_init__(self):
         if self.n_cold < 0 or self.n_warm < 0 or self.warmup < 0:
@@ -149,6 +173,7 @@ class CampaignSettings:
                                 f"others are compared with), got {list(self.burst_sizes)}")
         object.__setattr__(self, "burst_sizes", sizes)
         self._check_cold_idle()
+        self._check_pairs()
 
     def _check_cold_idle(self) -> None:
         n, idle_s = self.n_idle_cold, self.idle_cold_s
@@ -161,6 +186,24 @@ class CampaignSettings:
         object.__setattr__(self, "n_idle_cold", int(n))
         object.__setattr__(self, "idle_cold_s", float(idle_s))
 
+    def _check_pairs(self) -> None:
+        n = self.pairs
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ServesimError(f"pairs (recorded pairs per offset) must be a whole number >= 0, got {n!r}")
+        try:
+            offsets = tuple(self.pair_offsets_ms)
+        except TypeError:
+            offsets = ()
+        numbers = all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+                      for x in offsets)
+        if not offsets or not numbers or not all(math.isfinite(x) and 0 <= x <= PAIR_OFFSET_MAX_MS for x in offsets) \
+                or any(b <= a for a, b in zip(offsets, offsets[1:])):
+            raise ServesimError(f"pair_offsets_ms (the offsets of a pair's second request after its first) must be "
+                                f"increasing numbers from 0 to {PAIR_OFFSET_MAX_MS:g} ms, at least one, got "
+                                f"{self.pair_offsets_ms!r}")
+        object.__setattr__(self, "pairs", int(n))
+        object.__setattr__(self, "pair_offsets_ms", tuple(float(x) for x in offsets))
+
 
 WARM_GAP_MIN_S = 0.0005
 WARM_GAP_SEED = 20261122
@@ -169,6 +212,16 @@ IDLE_COLD_MAX_S = 3600.0
 BURST_PAUSE_S = 0.1
 """Idle pause before each burst (s): far longer than the idle effect's time constant (~12 ms),
 so every request of every burst reaches a rested unit and k = 1 is a fair reference."""
+PAIRS_FULL, PAIRS_QUICK = 20, 6
+"""Recorded pairs per offset by default (full, quick) on targets that measure pairs."""
+PAIR_SEED = 20261123
+PAIR_OFFSET_MAX_MS = 1000.0
+"""The largest offset of a pair's second request after its first (ms)."""
+PAIR_REST_S = 0.2
+"""The rest before each pair (s) when `warm_gap_s` is 0 (back to back would not rest the units)."""
+PAIR_SPIN_S = 0.0003
+"""How long before its send time a pair's thread stops sleeping and busy-waits (s): longer than
+`time.sleep` overshoots here (about 0.1 ms), so each request leaves within microseconds of it."""
 
 
 def warm_pauses(n: int, longest_s: float) -> np.ndarray:
@@ -190,17 +243,29 @@ def settings_for(quick: bool = False, *, n_cold: int | None = None, n_warm: int 
                  load_levels: Sequence[int] | None = None, level_s: float | None = None,
                  warm_gap_s: float | None = None, burst_sizes: Sequence[int] | None = None,
                  bursts: int | None = None, n_idle_cold: int | None = None,
-                 idle_cold_s: float | None = None) -> CampaignSettings:
-    """The quick or full sizes, with any of them overridden."""
+                 idle_cold_s: float | None = None, pairs: int | None = None,
+                 pair_offsets_ms: Sequence[float] | None = None, target: Target | None = None) -> CampaignSettings:
+    """The quick or full sizes, with any of them overridden. `pairs` defaults to PAIRS_QUICK or
+    PAIRS_FULL when `target` measures pairs (`Target.cold_bursts`), else to 0."""
     base = QUICK if quick else FULL
+    if pairs is None and target is not None and target.cold_bursts:
+        pairs = PAIRS_QUICK if quick else PAIRS_FULL
     changes = {k: v for k, v in dict(n_cold=n_cold, n_warm=n_warm, level_s=level_s, warm_gap_s=warm_gap_s,
-                                     bursts=bursts, n_idle_cold=n_idle_cold, idle_cold_s=idle_cold_s).items()
+                                     bursts=bursts, n_idle_cold=n_idle_cold, idle_cold_s=idle_cold_s,
+                                     pairs=pairs).items()
                if v is not None}
     if load_levels is not None:
         changes["load_levels"] = tuple(load_levels)
     if burst_sizes is not None:
         changes["burst_sizes"] = tuple(burst_sizes)
+    if pair_offsets_ms is not None:
+        changes["pair_offsets_ms"] = pair_offsets_ms  # checked (and made a tuple) by CampaignSettings
     return CampaignSettings(**{**asdict(base), **changes})
+
+
+def pair_order(offsets_ms: Sequence[float], n: int) -> np.ndarray:
+    """Each of `offsets_ms` `n` times, shuffled with PAIR_SEED: the order the pairs are sent in."""
+    return np.random.default_rng(PAIR_SEED).permutation(np.repeat(np.asarray(offsets_ms, dtype=float), n))
 
 
 def parse_list(text: str, what: str = "value") -> list[int]:
@@ -240,7 +305,7 @@ class LevelResult:
 class CampaignSummary:
     """What a campaign did. `load` maps each configuration to its measured levels; `knee` to the
     knee's client count (None: throughput still grew at the last level); `cold`/`warm`/`cold_idle`
-    to their unit summaries; `burst` to one per burst size."""
+    to their unit summaries; `burst` to one per burst size; `pairs` to one per pair offset (ms)."""
 
     out: Path
     run_id: str
@@ -258,13 +323,15 @@ class CampaignSummary:
     load: dict[str, list[LevelResult]] = field(default_factory=dict)
     knee: dict[str, int | None] = field(default_factory=dict)
     burst: dict[str, dict[int, dict]] = field(default_factory=dict)
+    pairs: dict[str, dict[float, dict]] = field(default_factory=dict)
     cold_idle: dict[str, dict] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """A short human-readable account, one line per phase and configuration."""
         out = [f"{self.target} {self.model}: {self.rows} rows in {self.duration_s:.1f} s -> {self.out} "
                f"(run {self.run_id}; {len(self.units_measured)} units measured, {len(self.units_skipped)} resumed)"]
-        for cfg in dict.fromkeys([*self.cold, *self.warm, *self.load, *self.burst, *self.cold_idle]):
+        for cfg in dict.fromkeys([*self.cold, *self.warm, *self.load, *self.burst, *self.pairs,
+                                     *self.cold_idle]):
             c, w = self.cold.get(cfg), self.warm.get(cfg)
             if c and "cold_detected" in c:
                 out.append(f"  {cfg} cold: {c['cold_detected']} of {c['requests']} requests after {c['idle_s']:g} s "
@@ -287,6 +354,13 @@ class CampaignSummary:
                 cold = (f"cold init p50 {_fmt(b.get('cold_init_ms_p50'))} ms, " if b.get("cold_requests") else "")
                 out.append(f"  {cfg} burst x{k}: {cold}warm p50 {_fmt(b.get('warm_ms_p50'))} ms "
                            f"({b.get('ok')}/{b.get('requests')} ok)")
+            p = sorted(self.pairs.get(cfg, {}).items())
+            if p:
+                errors = [u["offset_error_ms_p50"] for _, u in p if u.get("offset_error_ms_p50") is not None]
+                a_ms = ", ".join(f"{d:g}: {_fmt(u.get('a_server_ms_p50'))}" for d, u in p)
+                out.append(f"  {cfg} pairs: {sum(u['ok'] for _, u in p)}/{sum(u['requests'] for _, u in p)} ok, "
+                           f"offset error p50 at most {_fmt(max(errors, default=None))} ms; "
+                           f"A server p50 by offset (ms): {a_ms}")
             i = self.cold_idle.get(cfg)
             if i:
                 ref = f" (back to back: {_fmt(c['init_ms_p50'])} ms)" if c and c.get("init_ms_p50") is not None else ""
@@ -311,6 +385,16 @@ def _phase_summary(samples: Sequence[Sample]) -> dict:
             "server_ms_p50": _pct([s.server_ms for s in ok], 50), "init_ms_p50": _pct([s.init_ms for s in ok], 50),
             "init_ms_mean": float(np.mean([s.init_ms for s in ok if s.init_ms is not None]))
             if any(s.init_ms is not None for s in ok) else None}
+
+
+def _pairs_summary(offset_ms: float, got: Sequence[tuple[Sample, Sample]], pairs: int) -> dict:
+    """One offset's unit summary: requests, ok ones, the median |achieved - nominal| offset (ms)
+    and A's median server_ms, over the pairs whose two requests are ok (A's: over the ok A)."""
+    both = [(a, b) for a, b in got if a.status == b.status == "ok"]
+    return {"offset_ms": offset_ms, "pairs": pairs, "requests": 2 * len(got),
+            "ok": sum(s.status == "ok" for ab in got for s in ab),
+            "offset_error_ms_p50": _pct([abs((b.send_s - a.send_s) * 1000.0 - offset_ms) for a, b in both], 50),
+            "a_server_ms_p50": _pct([a.server_ms for a, _ in got if a.status == "ok"], 50)}
 
 
 def _require_init(s: Sample) -> Sample:
@@ -496,6 +580,55 @@ def burst(clients: Sequence, barrier_timeout_s: float = 60.0) -> list[Sample]:
     return results  # type: ignore[return-value]
 
 
+def wait_until(deadline: float) -> None:
+    """Return at `deadline` (`time.perf_counter` seconds): sleep until PAIR_SPIN_S before it, then
+    busy-wait."""
+    left = deadline - PAIR_SPIN_S - time.perf_counter()
+    if left > 0:
+        time.sleep(left)
+    while time.perf_counter() < deadline:
+        pass
+
+
+def pair(clients: Sequence, rest_s: float, offset_ms: float, barrier_timeout_s: float = 60.0) -> tuple[Sample, Sample]:
+    """One request from each of the two `clients`, A (the first) then B `offset_ms` after it: each
+    in a thread of its own that opens its connection (not timed) and waits at a barrier; once
+    both wait, A is sent `rest_s` later and B `offset_ms` after A's send time (`wait_until`),
+    whether or not A has been answered. Returns (A, B)."""
+    at: dict[str, float] = {}
+
+    def schedule():
+        at["a"] = time.perf_counter() + rest_s
+
+    barrier = threading.Barrier(2, action=schedule)
+    results: list[Sample | None] = [None, None]
+    failures: list[BaseException] = []
+
+    def run(i: int) -> None:
+        client = clients[i]
+        try:
+            problem = client.http.reconnect()
+            barrier.wait(timeout=barrier_timeout_s)
+            wait_until(at["a"] + i * offset_ms / 1000.0)
+            results[i] = client.call() if problem is None else Sample(time.time(), 0.0, "error", error=problem)
+        except threading.BrokenBarrierError:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            failures.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"pair-client-{'ab'[i]}", daemon=True) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    if any(r is None for r in results):
+        raise RuntimeError("a pair's clients did not both reach their send time (barrier broken)")
+    return results[0], results[1]  # type: ignore[return-value]
+
+
 def _level_result(level: int, samples: Sequence[Sample], t0: float) -> LevelResult:
     ok = [s for s in samples if s.status == "ok"]
     end = max((s.send_s + s.client_ms / 1000.0 for s in samples), default=t0)
@@ -529,15 +662,17 @@ def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume
                  n_cold: int | None = None, n_warm: int | None = None, load_levels: Sequence[int] | None = None,
                  level_s: float | None = None, warm_gap_s: float | None = None,
                  burst_sizes: Sequence[int] | None = None, bursts: int | None = None,
-                 n_idle_cold: int | None = None, idle_cold_s: float | None = None, progress: bool = True,
-                 host: dict | None = None,
+                 n_idle_cold: int | None = None, idle_cold_s: float | None = None, pairs: int | None = None,
+                 pair_offsets_ms: Sequence[float] | None = None, progress: bool = True, host: dict | None = None,
                  echo: Callable[[str], None] | None = None,
                  on_unit: Callable[[str, dict], None] | None = None) -> CampaignSummary:
     """Measure `target` into the table folder `out` (see the module docstring).
 
     `quick`: the quick sizes; `n_cold`, `n_warm`, `load_levels`, `level_s`, `warm_gap_s`,
-    `burst_sizes`, `bursts`, `n_idle_cold`, `idle_cold_s` override them (`n_idle_cold` > 0 on a
-    target without `Target.cold_idle` is a ServesimError, before anything is measured).
+    `burst_sizes`, `bursts`, `n_idle_cold`, `idle_cold_s`, `pairs`, `pair_offsets_ms` override
+    them (`n_idle_cold` > 0 on a target without `Target.cold_idle`, or `pairs` > 0 on one without
+    `Target.cold_bursts`, is a ServesimError, before anything is measured; `pairs` defaults to
+    PAIRS_FULL or PAIRS_QUICK on a target with it, 0 on others).
     `resume`: continue the campaign recorded in `out` (else an existing table is refused).
     `host`: host checks already made (`calibrate.host.check_host()`), else they are made now.
     `echo`: where messages go (default: stderr, warnings in bold red). `on_unit(key, summary)`
@@ -548,7 +683,11 @@ def run_campaign(target: Target, out: str | Path, *, quick: bool = False, resume
     t_start = time.perf_counter()
     settings = settings_for(quick, n_cold=n_cold, n_warm=n_warm, load_levels=load_levels, level_s=level_s,
                             warm_gap_s=warm_gap_s, burst_sizes=burst_sizes, bursts=bursts,
-                            n_idle_cold=n_idle_cold, idle_cold_s=idle_cold_s)
+                            n_idle_cold=n_idle_cold, idle_cold_s=idle_cold_s, pairs=pairs,
+                            pair_offsets_ms=pair_offsets_ms, target=target)
+    if settings.pairs > 0 and not target.cold_bursts:
+        raise ServesimError(f"{target.name}: pairs of requests (pairs, --pairs) are measured on local-lambda only (a "
+                            f"target whose environments share this host with its gateway), got pairs={settings.pairs}")
     if settings.n_idle_cold > 0 and not target.cold_idle:
         raise ServesimError(f"{target.name}: cold starts after host idle (n_idle_cold, --idle-cold) are measured on "
                             f"local-lambda only (a target whose environments run on this host and report their "
@@ -641,11 +780,19 @@ class _Run:
                     self.summary.burst.setdefault(config.key, {})[k] = self._skip(key)
                 else:
                     burst_todo.append(k)
+        pairs_todo = []
+        if st.pairs > 0:
+            for offset_ms in st.pair_offsets_ms:
+                key = unit_key(config.key, "pairs", offset_ms)
+                if key in self.done:
+                    self.summary.pairs.setdefault(config.key, {})[offset_ms] = self._skip(key)
+                else:
+                    pairs_todo.append(offset_ms)
         idle_key = unit_key(config.key, "cold_idle", st.idle_cold_s)
         idle_todo = st.n_idle_cold > 0 and idle_key not in self.done
         if st.n_idle_cold > 0 and not idle_todo:
             self.summary.cold_idle[config.key] = self._skip(idle_key)
-        if warm_todo or next_level < len(st.load_levels) or burst_todo or idle_todo:
+        if warm_todo or next_level < len(st.load_levels) or burst_todo or pairs_todo or idle_todo:
             with self.target.serving(config) as endpoint:
                 warm_client = endpoint.client()
                 try:
@@ -661,6 +808,8 @@ class _Run:
                         break
                 for k in burst_todo:
                     self.bursts(config, base, endpoint, k)
+                if pairs_todo:
+                    self.pairs(config, base, endpoint, pairs_todo)
                 if idle_todo:
                     self.cold_idle(config, base, endpoint)
         if st.load_levels:
@@ -782,6 +931,39 @@ class _Run:
                 "warm_client_ms_p50": _pct([s.client_ms for s in ok_warm], 50)}
         self.summary.burst.setdefault(config.key, {})[k] = info
         self._finish(unit_key(config.key, "burst", k), info, rows)
+
+    def pairs(self, config: TargetConfig, base: dict, endpoint: Endpoint, offsets_ms: Sequence[float]) -> None:
+        """`settings.pairs` pairs at each of `offsets_ms` (see the module docstring), in `pair_order`,
+        after an unrecorded burst of 2; one unit per offset, all finished at the end."""
+        st = self.settings
+        rest_s = st.warm_gap_s if st.warm_gap_s > 0 else PAIR_REST_S
+        order = pair_order(offsets_ms, st.pairs)
+        advance, _ = self.bars.task(f"{config.label} pairs", len(order))
+        measured: dict[float, list[tuple[Sample, Sample]]] = {float(d): [] for d in offsets_ms}
+        errors_ms: list[float] = []
+        clients = [endpoint.client() for _ in range(2)]
+        try:
+            burst(clients)  # unrecorded: two warm environments
+            for offset_ms in order:
+                got = measured[float(offset_ms)]
+                a, b = pair(clients, rest_s, offset_ms)
+                for s in (a, b):
+                    if s.status == "ok" and s.init_ms is not None:
+                        s.status, s.error = "error", "a cold start in a pair"
+                i = len(got)
+                got.append((a, b))
+                self.writer.append([_row(base, "pairs", offset_ms, 2, 2 * i, a),
+                                    _row(base, "pairs", offset_ms, 2, 2 * i + 1, b)])
+                if a.status == b.status == "ok":
+                    errors_ms.append(abs((b.send_s - a.send_s) * 1000.0 - offset_ms))
+                advance(1, f"err {np.median(errors_ms):.2f} ms" if errors_ms else "")
+        finally:
+            for c in clients:
+                c.close()
+        for offset_ms, got in measured.items():
+            info = _pairs_summary(offset_ms, got, st.pairs)
+            self.summary.pairs.setdefault(config.key, {})[offset_ms] = info
+            self._finish(unit_key(config.key, "pairs", offset_ms), info, 2 * len(got))
 
     def cold_idle(self, config: TargetConfig, base: dict, endpoint: Endpoint) -> None:
         """`settings.n_idle_cold` cold starts, each after `settings.idle_cold_s` of host idle

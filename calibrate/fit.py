@@ -52,6 +52,8 @@ bursts of k simultaneous requests: the stretch of the median duration at k over 
 `fit_init_idle` fits how much slower an INIT is when the host has run none for a while (its
 ``init_idle_s`` and ``init_idle_factor``), from INITs after host idle against back-to-back ones;
 `HostShareFit.entry` puts it in the profile's ``host_share`` when the cores are identified.
+`fit_way_in` fits the local gateway's way in (``way_in_ms``, ``way_in_pressure``) from pairs of
+requests sent a few milliseconds apart, by simulating each pair on the fitted host.
 
 `ColdRule` decides which requests after an idle period were cold starts of a black-box endpoint
 (the ``http`` target), by comparing their latency with the warm requests of the same run.
@@ -65,15 +67,15 @@ from typing import Sequence
 
 import numpy as np
 import scipy.stats as st
-from scipy.optimize import brentq, least_squares, minimize_scalar
+from scipy.optimize import brentq, least_squares, minimize, minimize_scalar
 
 from sim.dists import parse_dist
 from sim.dists_composite import dist_cdf
 
 __all__ = ["FitReport", "Candidate", "fit_samples", "bootstrap_quantile_ci", "bimodality",
            "fit_memory_scaling", "fit_idle_effect", "IdleFit", "ColdRule", "fit_host_share", "fit_stretch",
-           "HostShareFit", "StretchFit", "fit_init_idle", "InitIdleFit", "LAMBDA_MB_PER_VCPU", "KS_ALPHA",
-           "P99_TOL"]
+           "HostShareFit", "StretchFit", "fit_init_idle", "InitIdleFit", "fit_way_in", "WayInFit",
+           "LAMBDA_MB_PER_VCPU", "KS_ALPHA", "P99_TOL"]
 
 FAMILIES = ("lognorm", "gamma", "weibull_min", "expon")
 KS_ALPHA = 0.01
@@ -974,6 +976,153 @@ def fit_init_idle(idle_ms: Sequence[float], reference_ms: Sequence[float], idle_
     return InitIdleFit(idle_s, int(idle.size), int(ref.size), med_idle, med_ref, factor, p, reason)
 
 
+WAY_IN_MAX_MS = 4.0
+"""The longest way in `fit_way_in` considers (ms)."""
+WAY_IN_MAX_PRESSURE = 12.0
+"""The largest pressure `fit_way_in` considers."""
+
+
+@dataclass(frozen=True)
+class WayInFit:
+    """`fit_way_in`'s answer: the way in's work alone (`way_in_ms`) and its `pressure` (both None
+    when not identified, `reason` says why), the reference duration `base_ms` (A alone), and
+    per nominal offset a point: pairs, median actual offset, A's median duration, its stretch
+    over `base_ms`, the rule's p-value and the fitted duration."""
+
+    way_in_ms: float | None
+    pressure: float | None
+    base_ms: float | None
+    points: list[dict]
+    reason: str | None = None
+    rms_log: float | None = None
+    note: str | None = None
+
+    def meta(self) -> dict:
+        """The figures for ``host_share.fit.way_in``."""
+        out = {"model": "request A, then B sent offset ms later, each with its way in then its invocation as jobs "
+                        "on the fitted host (sim.platforms.host); A's duration against the offset",
+               "rule": f"identified when some offset's A durations are >= x{1 + HOST_MIN_STRETCH:g} the reference's "
+                       f"(the largest offset, A alone) and a one-sided Mann-Whitney test rejects at {HOST_ALPHA:g} "
+                       f"(at least {MIN_BURST_N} pairs per offset)",
+               "column": "server_ms of A (pairs rows, even seq)",
+               "way_in_ms": _r(self.way_in_ms), "pressure": _r(self.pressure), "base_ms": _r(self.base_ms),
+               "points": self.points}
+        if self.rms_log is not None:
+            out["rms_log_residual"] = _r(self.rms_log)
+        for key in ("note", "reason"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+def _pair_a_ms(share, way_in_ms: float, pressure: float, offset_ms: float, base_ms: float) -> float:
+    """A's invocation (ms) in a pair on the host `share` (`sim.config.HostShare`): A at 0, B at
+    `offset_ms` (before A when negative), each a way in of `way_in_ms` (none at 0) then an invocation of `base_ms`, exactly
+    as `sim.platforms.lambda_` submits them."""
+    import simpy
+
+    from sim.platforms.host import Host
+    from sim.platforms.lambda_ import WAY_IN_CORES
+
+    c = share.work_contention
+    phases = ((way_in_ms, WAY_IN_CORES, None, c, pressure),) if way_in_ms > 0.0 else ()
+    phases += ((base_ms, share.work_cores, None, c),)
+    env = simpy.Environment()
+    host = Host(env, share.cores)
+    got: list[float] = []
+    a_s, b_s = max(-offset_ms, 0.0) / 1000.0, max(offset_ms, 0.0) / 1000.0  # B may have left first
+    env.timeout(a_s).callbacks.append(lambda _: host.submit(phases, lambda job: got.append(job.durations_ms[-1])))
+    env.timeout(b_s).callbacks.append(lambda _: host.submit(phases, lambda job: None))
+    env.run()
+    return got[0]
+
+
+def fit_way_in(nominal_ms: Sequence[float], offset_ms: Sequence[float], a_ms: Sequence[float], share
+               ) -> WayInFit:
+    """The way in (`sim.config.HostShare`'s ``way_in_ms`` and ``way_in_pressure``) from pairs:
+    request A, then B sent `offset_ms` (actual, ms; negative when B left first) after it,
+    `nominal_ms` the offset asked for
+    (the pairs are grouped by it), `a_ms` A's duration (server_ms), on a host whose cores,
+    work_cores and contention are `share`'s (fitted from the bursts; its own way in is ignored).
+
+    The reference, A alone, is the median A at the largest nominal offset (the offsets must reach
+    past A's way in and invocation: B then finds A done). Model: every pair is A then B, each
+    its way in (``way_in_ms`` alone on one core, pressing on the invocations with ``pressure``)
+    then its invocation of the reference's length, simulated on the host (`_pair_a_ms`, the
+    Lambda model's own jobs) at the offset's median actual offset. Fitted: least squares on log
+    A's median per offset, over a grid (0 to `WAY_IN_MAX_MS` by 0.1 ms, 0 to
+    `WAY_IN_MAX_PRESSURE` by 0.25), then refined (Nelder-Mead). The pressure acts through the
+    invocations' contention: on a host without one it is not identified and stays 1 (a note
+    says so; only ``way_in_ms`` is fitted). **Identified** when some offset
+    shows A clearly longer than the reference (the rule of `fit_stretch`: >= x1.1 and a one-sided
+    Mann-Whitney p < 0.01, each offset with at least `MIN_BURST_N` pairs); otherwise `reason`
+    says why. A fit at the edge of the grid has a note."""
+    nominal = np.asarray(nominal_ms, dtype=float)
+    offset = np.asarray(offset_ms, dtype=float)
+    a = np.asarray(a_ms, dtype=float)
+    keep = np.isfinite(nominal) & np.isfinite(offset) & np.isfinite(a) & (a > 0)
+    nominal, offset, a = nominal[keep], offset[keep], a[keep]
+    levels = [lv for lv in np.unique(nominal) if np.sum(nominal == lv) >= MIN_BURST_N]
+    if len(levels) < 2:
+        return WayInFit(None, None, None, [], f"at least two offsets with {MIN_BURST_N} pairs each are needed "
+                                              f"(got {len(levels)})")
+    ref = a[nominal == levels[-1]]
+    base = float(np.median(ref))
+    offs = [float(np.median(offset[nominal == lv])) for lv in levels]
+    meds = np.array([float(np.median(a[nominal == lv])) for lv in levels])
+    points, clear = [], False
+    for lv, off, med in zip(levels, offs, meds):
+        v = a[nominal == lv]
+        p = None
+        if lv != levels[-1]:
+            p, longer = _clearly_longer(v, ref)
+            clear = clear or longer
+        points.append({"offset_ms": _r(float(lv)), "n": int(v.size), "actual_offset_ms": _r(off),
+                       "median_ms": _r(med), "stretch": _r(med / base), "p_value": _r(p)})
+    if not clear:
+        top = max(points[:-1], key=lambda pt: pt["median_ms"])
+        return WayInFit(None, None, base, points,
+                        f"no offset shows A clearly slower than alone (largest: x{top['stretch']:.3g} at "
+                        f"{top['offset_ms']:g} ms, p = {top['p_value']:.2g}; the rule: >= x{1 + HOST_MIN_STRETCH:g} "
+                        f"and Mann-Whitney p < {HOST_ALPHA:g}): no way in identified")
+    log_meds = np.log(meds)
+
+    def loss(x) -> float:
+        w = min(max(float(x[0]), 0.0), WAY_IN_MAX_MS)
+        pr = min(max(float(x[1]), 0.0), WAY_IN_MAX_PRESSURE)
+        pred = np.array([_pair_a_ms(share, w, pr, off, base) for off in offs])
+        return float(np.sum((np.log(pred) - log_meds) ** 2))
+
+    pressed = share.work_contention > 0.0  # without contention the pressure changes nothing: kept at 1
+    grid = [(w, pr) for w in np.arange(0.0, WAY_IN_MAX_MS + 1e-9, 0.1)
+            for pr in (np.arange(0.0, WAY_IN_MAX_PRESSURE + 1e-9, 0.25) if w > 0 and pressed else (1.0,))]
+    start = min(grid, key=loss)
+    if pressed:
+        res = minimize(loss, np.array(start), method="Nelder-Mead",
+                       options={"xatol": 0.005, "fatol": 1e-9,
+                                "initial_simplex": [start, (start[0] + 0.1, start[1]), (start[0], start[1] + 0.25)]})
+    else:
+        res = minimize_scalar(lambda w: loss((w, 1.0)), bounds=(max(start[0] - 0.1, 0.0), start[0] + 0.1),
+                              method="bounded")
+        res.x = np.array([res.x, 1.0])
+    x = res.x if res.fun <= loss(start) else np.array(start)
+    w = min(max(float(x[0]), 0.0), WAY_IN_MAX_MS)
+    pr = min(max(float(x[1]), 0.0), WAY_IN_MAX_PRESSURE)
+    fitted = [_pair_a_ms(share, w, pr, off, base) for off in offs]
+    for pt, f in zip(points, fitted):
+        pt["fitted_ms"] = _r(f)
+    rms = math.sqrt(loss((w, pr)) / len(offs))
+    note = None if pressed else ("the host has no contention: a way in slows invocations through the cores alone, "
+                                 "and its pressure, which acts through the contention, is not identified (1)")
+    if w >= WAY_IN_MAX_MS - 0.05 or pr >= WAY_IN_MAX_PRESSURE - 0.125:
+        note = (f"at the edge of the search (way_in_ms <= {WAY_IN_MAX_MS:g}, pressure <= {WAY_IN_MAX_PRESSURE:g}): "
+                "the effect may be larger than the model can say")
+    if w == 0.0:
+        return WayInFit(None, None, base, points, "the best fit has no way in (the slowdown is the invocations' "
+                                                  "contention alone)", rms)
+    return WayInFit(w, pr, base, points, None, rms, note)
+
+
 @dataclass
 class HostShareFit:
     """`fit_host_share`'s answer: `cores`, `init_cores`, `work_cores`, `work_contention` (cores
@@ -990,6 +1139,8 @@ class HostShareFit:
     notes: tuple[str, ...] = ()
     init_idle: InitIdleFit | None = None
     work_contention: float = 0.0
+    way_in: WayInFit | None = None
+    """The way in from pairs (None: none measured; set by the caller, `fit_way_in`)."""
 
     def _init_idle(self) -> tuple[dict, dict]:
         """(the entry's ``init_idle_s`` and ``init_idle_factor`` or nothing, ``fit.init_idle``):
@@ -1004,8 +1155,8 @@ class HostShareFit:
 
     def entry(self) -> dict:
         """The profile entry's ``host_share`` (``{cores, init_cores, work_cores, work_contention,
-        init_idle_s, init_idle_factor, fit}``, work_contention only when not 0, the two init_idle
-        keys only when identified)."""
+        way_in_ms, way_in_pressure, init_idle_s, init_idle_factor, fit}``, work_contention only
+        when not 0, the way in and the two init_idle keys only when identified)."""
         fit: dict = {"model": "stretch(k) = max(1, k * demand / cores, 1 + contention * (k - 1)) for k equal jobs "
                               "started together (contention: warm work only)",
                      "rule": f"identified when some k shows median stretch >= x{1 + HOST_MIN_STRETCH:g} over k = 1 "
@@ -1025,6 +1176,10 @@ class HostShareFit:
         if self.cores is None:
             return {"cores": None, "fit": fit}
         contention = {"work_contention": _r(self.work_contention)} if self.work_contention else {}
+        if self.way_in is not None:
+            fit["way_in"] = self.way_in.meta()
+            if self.way_in.reason is None:
+                contention.update(way_in_ms=_r(self.way_in.way_in_ms), way_in_pressure=_r(self.way_in.pressure))
         return {"cores": _r(self.cores), "init_cores": _r(self.init_cores), "work_cores": _r(self.work_cores),
                 **contention, **keys, "fit": fit}
 

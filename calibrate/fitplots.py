@@ -140,11 +140,16 @@ def plot_idle(fit: IdleFit, path: str | Path, title: str) -> Path:
 
 
 def plot_host_share(fit: HostShareFit, path: str | Path, title: str) -> Path:
-    """Write the stretch-against-k PNG of a host-share fit to `path`; returns it."""
+    """Write the stretch-against-k PNG of a host-share fit to `path`; returns it. With a way in
+    fitted from pairs (identified or not), a second panel: A's median duration against the
+    offset of B, measured and fitted (`calibrate.fit.fit_way_in`)."""
     path = Path(path)
-    fig = Figure(figsize=(7, 4.6), layout="constrained")
+    way = fit.way_in if fit.way_in is not None and fit.way_in.points else None
+    fig = Figure(figsize=(12, 4.6) if way else (7, 4.6), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    ax, *rest = fig.subplots(1, 2 if way else 1, squeeze=False)[0]
+    if way is not None:
+        _plot_way_in(rest[0], way)
     k_max = 1
     for i, (name, sf) in enumerate((("INIT (cold bursts)", fit.init), ("warm work", fit.work))):
         if sf is None or not sf.points:
@@ -178,3 +183,20 @@ def plot_host_share(fit: HostShareFit, path: str | Path, title: str) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     return path
+
+
+def _plot_way_in(ax, way) -> None:
+    offs = [pt["actual_offset_ms"] for pt in way.points]
+    ax.plot(offs, [pt["median_ms"] for pt in way.points], "o", color="C2", ms=7, mfc="none", mew=1.8,
+            label="A's median duration (measured)")
+    if way.reason is None:
+        ax.plot(offs, [pt["fitted_ms"] for pt in way.points], "-", color="C2", lw=1.6,
+                label=f"fitted: way_in_ms {way.way_in_ms:.3g}, pressure {way.pressure:.3g}")
+    else:
+        ax.plot([], [], " ", label="way in: not identified")
+    ax.axhline(way.base_ms, color="grey", lw=0.6, ls=":", label="A alone (the largest offset)")
+    ax.set_xlabel("B sent after A (ms)")
+    ax.set_ylabel("A's duration (ms)")
+    ax.set_title("way in: pairs of requests", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)

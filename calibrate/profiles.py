@@ -56,6 +56,12 @@ What is taken from the table (only rows with status ``ok`` are fitted; every sta
   gets ``init_idle_s`` (the shortest idle measured) and ``init_idle_factor``; the figures, and
   why the keys are absent when they are, are in ``host_share.fit.init_idle``. (With cold_idle
   rows and no bursts, ``host_share`` is ``{cores: null, fit}``.)
+  **Way in**: a Lambda-like configuration with rows of phase ``pairs`` (request A, even ``seq``,
+  then B, the odd one after it, sent ``level`` ms later) and identified ``cores`` gets
+  `calibrate.fit.fit_way_in` of A's ``server_ms`` against the actual offset (B's ``send_s``
+  minus A's), pairs whose two requests are ok and warm, on the host just fitted: when identified
+  ``host_share`` gets ``way_in_ms`` and ``way_in_pressure``; the figures, and why the keys are
+  absent when they are, are in ``host_share.fit.way_in``.
 - **Memory scaling** (``lambda_scaling``, top level, keyed by architecture, for every architecture
   measured at two or more memory sizes): `calibrate.fit.fit_memory_scaling` on the same warm
   samples as ``warm_ms`` (rested ones when an idle effect was found).
@@ -86,11 +92,12 @@ import pandas as pd
 import pyarrow as pa
 
 from sim.atomic import write_text
+from sim.config import HostShare
 from sim.errors import ConfigError
 from sim.profile import SCHEMA
 
-from .fit import (FitReport, HostShareFit, IdleFit, InitIdleFit, fit_host_share, fit_idle_effect, fit_init_idle,
-                  fit_memory_scaling, fit_samples)
+from .fit import (FitReport, HostShareFit, IdleFit, InitIdleFit, WayInFit, fit_host_share, fit_idle_effect,
+                  fit_init_idle, fit_memory_scaling, fit_samples, fit_way_in)
 from .table import COLUMNS
 
 __all__ = ["profile_from_table", "fit_measurements", "write_profile", "read_table", "table_sha256",
@@ -99,7 +106,7 @@ __all__ = ["profile_from_table", "fit_measurements", "write_profile", "read_tabl
 KNEE_P99_FACTOR = 2.0
 KNEE_MIN_GROWTH = 0.05
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_STATUS_PHASES = ("cold", "warm", "load", "burst", "cold_idle")
+_STATUS_PHASES = ("cold", "warm", "load", "burst", "pairs", "cold_idle")
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -244,6 +251,23 @@ def _init_idle(grp: pd.DataFrame) -> InitIdleFit | None:
                          float(levels.min()) if levels.size else None)
 
 
+def _way_in(grp: pd.DataFrame, share: HostShareFit) -> WayInFit | None:
+    """The way in from the entry's pairs rows (None without any): A is a pair's even seq, B the
+    odd one after it; a pair counts when both are ok and warm."""
+    rows = grp[grp["phase"] == "pairs"]
+    if rows.empty:
+        return None
+    rows = rows.assign(pair=rows["seq"] // 2, b=rows["seq"] % 2)
+    good = rows[(rows["status"] == "ok") & rows["init_ms"].isna() & rows["server_ms"].notna()]
+    both = good[good["b"] == 0].merge(good[good["b"] == 1][["config", "level", "pair", "send_s"]],
+                                      on=["config", "level", "pair"], suffixes=("", "_b"))
+    nominal = both["level"].to_numpy(dtype=float)
+    offset_ms = (both["send_s_b"] - both["send_s"]).to_numpy(dtype=float) * 1000.0
+    share_now = HostShare(cores=share.cores, init_cores=share.init_cores, work_cores=share.work_cores,
+                          work_contention=share.work_contention)
+    return fit_way_in(nominal, offset_ms, both["server_ms"].to_numpy(dtype=float), share_now)
+
+
 def _host_share(grp: pd.DataFrame, label: str, fits: list, lambda_like: bool) -> dict:
     """The entry's ``host_share`` from its burst rows and, Lambda-like, its cold_idle rows (empty
     when it has neither; see the module docstring), its fit appended to `fits` for the plot (when
@@ -257,6 +281,8 @@ def _host_share(grp: pd.DataFrame, label: str, fits: list, lambda_like: bool) ->
         cold = bursts[bursts["init_ms"].notna()]
         warm = bursts[bursts["init_ms"].isna()]
         result = replace(fit_host_share(_by_k(cold, "init_ms"), _by_k(warm, "server_ms")), init_idle=init_idle)
+        if result.cores is not None:
+            result = replace(result, way_in=_way_in(grp, result))
     else:
         column = "server_ms" if _values(bursts, "server_ms").size else "client_ms"
         result = fit_host_share(None, _by_k(bursts, column))

@@ -22,11 +22,12 @@ COLUMNS = pa.schema([
     ("instance_type", pa.string()),   # server-like configurations (null otherwise)
     ("workers", pa.int64()),
     ("cpus", pa.float64()),
-    ("phase", pa.string()),           # cold | warm | load | burst | cold_idle | replay
+    ("phase", pa.string()),           # cold | warm | load | burst | pairs | cold_idle | replay
     ("level", pa.float64()),          # load: offered rate (req/s, open loop) or clients (closed loop);
-                                      # burst: requests sent at once (k); cold_idle: host idle before it (s)
-    ("concurrency", pa.int64()),      # clients in flight (1 for cold, warm and cold_idle; k for burst)
-    ("seq", pa.int64()),              # request number within its (config, phase, level)
+                                      # burst: requests sent at once (k); cold_idle: host idle before it (s);
+                                      # pairs: the nominal offset of a pair's second request after its first (ms)
+    ("concurrency", pa.int64()),      # clients in flight (1 for cold, warm and cold_idle; k for burst; 2 for pairs)
+    ("seq", pa.int64()),              # request number within its (config, phase, level); pairs: 2i A, 2i + 1 B
     ("send_s", pa.float64()),         # wall-clock send time (Unix seconds)
     ("client_ms", pa.float64()),      # client-side latency
     ("server_ms", pa.float64()),      # server-side duration (X-Inference-Ms, or Lambda's Duration)
@@ -38,4 +39,4 @@ COLUMNS = pa.schema([
     ("limit", pa.string()),           # the CPU limit applied, e.g. "cgroup 0.579 vCPU"
 ])
 STATUSES = ("ok", "throttled", "error", "timeout")
-PHASES = ("cold", "warm", "load", "burst", "cold_idle", "replay")
+PHASES = ("cold", "warm", "load", "burst", "pairs", "cold_idle", "replay")

@@ -30,8 +30,8 @@ architecture, else the nearest measured size; servers by instance type and worke
 the scenario sets the platform's ``host`` itself, which wins. AWS and http targets run
 elsewhere: their prediction has no host share (a scenario's is dropped, with a note).
 ``validation.json`` records which one was used (``host_share``: source, cores, init_cores,
-work_cores, work_contention, and init_idle_s and init_idle_factor when the host share has a cold
-host).
+work_cores, work_contention, way_in_ms and way_in_pressure when it has a way in, and init_idle_s
+and init_idle_factor when it has a cold host).
 
 **No self-fulfilling checks.** The prediction's profile must come from a separate calibration:
 a platform whose service times are inline (no profile) is refused unless `allow_inline`, and a
@@ -228,6 +228,8 @@ def host_share_for(platform, profile, target_kind: str, scenario=None) -> tuple[
             source = f"profile (entry at {entry.memory_mb} MB, the nearest measured)"
     rec = {"source": source, "cores": share.cores, "init_cores": share.init_cores, "work_cores": share.work_cores,
            "work_contention": share.work_contention}
+    if share.way_in_ms > 0.0:
+        rec.update(way_in_ms=share.way_in_ms, way_in_pressure=share.way_in_pressure)
     if share.init_idle_s is not None:
         rec.update(init_idle_s=share.init_idle_s, init_idle_factor=share.init_idle_factor)
     return dataclasses.replace(platform, host=share), rec

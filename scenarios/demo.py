@@ -137,14 +137,15 @@ def run_demo(out_dir: str | Path, *, echo: Callable[[str], None] = print, progre
     meas = out / "measurements"
     sizes = dict(host=check_host(), quick=True, n_cold=n_cold, n_warm=n_warm, load_levels=[1, 2], level_s=2.0, progress=progress,
                  burst_sizes=[1, 2, 4, 8], echo=echo)
-    # Bursts (the host share) only where step 5 replays: the other sizes are simulated as on AWS.
-    campaigns = (("lambda", LocalLambdaTarget(MODEL, [m for m in MEMORY_MB if m != VALIDATED_MB]), 0),
-                 ("lambda-validated", LocalLambdaTarget(MODEL, [VALIDATED_MB]), 3),
-                 ("server", LocalServerTarget(MODEL, [2], cpus=2, instance_type="c6i.large"), 3))
+    # Bursts and pairs (the host share, its way in) only where step 5 replays: the other sizes are
+    # simulated as on AWS. (The server target measures no pairs.)
+    campaigns = (("lambda", LocalLambdaTarget(MODEL, [m for m in MEMORY_MB if m != VALIDATED_MB]), 0, 0),
+                 ("lambda-validated", LocalLambdaTarget(MODEL, [VALIDATED_MB]), 3, None),
+                 ("server", LocalServerTarget(MODEL, [2], cpus=2, instance_type="c6i.large"), 3, None))
     tables = []
-    for name, target, bursts in campaigns:
+    for name, target, bursts, pairs in campaigns:
         table = meas / f"{name}.parquet"
-        run_campaign(target, table, resume=table.exists(), bursts=bursts, **sizes)
+        run_campaign(target, table, resume=table.exists(), bursts=bursts, pairs=pairs, **sizes)
         tables.append(table)
     profile = out / "profile.json"
     fit_measurements(tables, profile, plots_dir=meas / "fit-plots")

@@ -44,7 +44,10 @@ instance running more busy workers than it has vCPUs. A Lambda host may also be 
 ``init_idle_s: 30, init_idle_factor: 1.3`` (both or neither) make the INITs that start after
 30 s without one take 1.3 times as long (see `HostShare`); an ec2 platform's host refuses them
 (EC2 runs no INIT on its host). Sweepable like any key
-(``lambda.host: [none, profile]``, ``platforms.lambda-2g.host.cores: [1, 2, 4]``).
+(``lambda.host: [none, profile]``, ``platforms.lambda-2g.host.cores: [1, 2, 4]``). A Lambda host
+may have a way in, ``way_in_ms: 1.3, way_in_pressure: 3`` (the local gateway's work for each
+request before its environment runs it, pressing on running invocations; see `HostShare`);
+an ec2 platform's host refuses it.
 
 **k8s-function** (OpenFaaS or Knative on a Kubernetes cluster, `K8sFunctionConfig`)::
 
@@ -567,11 +570,15 @@ def _ec2(p: Mapping, ctx: _Ctx, key: str, profile: _ProfileRef) -> EC2Config:
     entry = profile.profile.server_entry(itype, workers) if profile.profile else None
     service = _service(p, ctx, key, _EC2_SERVICE, entry, profile, name, wanted)
     kw["host"] = _host(p, ctx, key, entry, profile, wanted)
-    if kw["host"] is not None and kw["host"].init_idle_s is not None:
-        where = "the profile's host_share for " + wanted if p.get("host") == "profile" else "an inline host"
+    host = kw["host"]
+    where = "the profile's host_share for " + wanted if p.get("host") == "profile" else "an inline host"
+    if host is not None and host.init_idle_s is not None:
         raise ConfigError(ctx.source, f"{key}.host", f"a host without init_idle_s / init_idle_factor for an ec2 "
                           f"platform (EC2 runs no Lambda INIT on its host, so it is never cold; {where} has "
-                          f"init_idle_s {kw['host'].init_idle_s:g})")
+                          f"init_idle_s {host.init_idle_s:g})")
+    if host is not None and host.way_in_ms > 0.0:
+        raise ConfigError(ctx.source, f"{key}.host", f"a host without way_in_ms for an ec2 platform (the way in is "
+                          f"the local Lambda gateway's; {where} has way_in_ms {host.way_in_ms:g})")
     if "autoscaling" in p:
         no_boot = (f"the profile has no boot_s for {wanted}" if profile.profile is not None
                    else "the scenario has no profile to take it from")

@@ -82,6 +82,17 @@ class HostShare:
     measured law on the local Lambda target: about 1 + 0.25 (k - 1) for k simultaneous
     invocations, already from k = 2, where the cores alone predict no stretch. 0: none.
 
+    Way in (Lambda only; `way_in_ms` 0: none): before its environment starts a request's INIT or
+    invocation, the local gateway and the emulator handle the request (HTTP, routing, the
+    runtime API): `way_in_ms` of work alone on one core, a job on the host like the others,
+    slowed by contention as an invocation is. The environment is taken at the arrival, and the
+    way in is neither in the request's latency nor in its bill (Lambda's Duration starts with
+    the invocation), but a newcomer's way in slows the invocations already running:
+    `way_in_pressure` P is how hard a way in in progress presses on them against an ordinary
+    job (an invocation with contention c and, besides other invocations, w ways in in progress
+    uses at most work_cores / (1 + c (n_other + P w)) cores). Fitted from pairs of requests sent
+    a few milliseconds apart (`calibrate.fit.fit_way_in`).
+
     Cold host (Lambda only; `init_idle_s` None: never): the first INITs after the host has run
     no INIT for a while are slower, because the host pages out memory nobody touched for that
     long (on the local target, DAMON reclaim after 30 s: the INIT's imports, onnxruntime, the
@@ -102,6 +113,10 @@ class HostShare:
     """How many times longer an INIT takes alone on a cold host (1.0 when init_idle_s is None)."""
     work_contention: float = 0.0
     """The stretch each other job in progress adds to an invocation (0: none)."""
+    way_in_ms: float = 0.0
+    """Lambda only: the gateway's work for a request before its environment runs it (ms; 0: none)."""
+    way_in_pressure: float = 1.0
+    """How hard a way in presses on running invocations, against an ordinary job (>= 0)."""
 
     def __post_init__(self):
         for name in ("cores", "init_cores", "work_cores"):
@@ -112,6 +127,10 @@ class HostShare:
             raise ValueError(f"init_idle_s must be None or > 0 and finite (seconds), got {self.init_idle_s}")
         if not (0.0 <= self.work_contention < math.inf):
             raise ValueError(f"work_contention must be >= 0 and finite, got {self.work_contention}")
+        for name in ("way_in_ms", "way_in_pressure"):
+            v = getattr(self, name)
+            if not (0.0 <= v < math.inf):
+                raise ValueError(f"{name} must be >= 0 and finite, got {v}")
         if not (0.0 < self.init_idle_factor < math.inf):
             raise ValueError(f"init_idle_factor must be > 0 and finite, got {self.init_idle_factor}")
         if self.init_idle_s is None and self.init_idle_factor != 1.0:

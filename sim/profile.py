@@ -29,9 +29,11 @@ service time depends on the idle time before a request; ``warm_ms`` / ``service_
 the times of a request reaching a rested unit; it may carry a ``fit`` key like a dist spec),
 ``host_share`` (`sim.config.HostShare`, Lambda and server entries: how concurrent work shared
 the CPUs of the host it was measured on, fitted from bursts of simultaneous requests;
-``{cores, init_cores, work_cores, work_contention, init_idle_s, init_idle_factor, fit}``,
-init_cores and work_cores default 1, work_contention 0 (the stretch each other job in progress
-adds to an invocation); init_idle_s and init_idle_factor, both or neither, make the host cold
+``{cores, init_cores, work_cores, work_contention, way_in_ms, way_in_pressure, init_idle_s,
+init_idle_factor, fit}``, init_cores and work_cores default 1, work_contention 0 (the stretch
+each other job in progress adds to an invocation), way_in_ms 0 and way_in_pressure 1 (Lambda:
+the gateway's work for a request before its environment runs it, and how hard it presses on
+running invocations); init_idle_s and init_idle_factor, both or neither, make the host cold
 after init_idle_s seconds without an INIT, the INITs that find it so taking init_idle_factor
 times as long (Lambda; none when absent); or ``{cores: null, fit: {reason: ...}}``, no other
 key, when the calibration measured bursts but identified no sharing: the entry's `host` is then
@@ -320,11 +322,11 @@ def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: boo
                      allow_fit: bool = True) -> tuple[HostShare | None, dict | None]:
     """``{cores: 1.7, init_cores: 1, work_cores: 1, work_contention: 0.25, init_idle_s: 30,
     init_idle_factor: 1.3, fit: {...}}`` -> (HostShare, fit or None); init_cores and work_cores
-    default to 1, work_contention to 0, init_idle_s and
+    default to 1, work_contention and way_in_ms to 0, way_in_pressure to 1, init_idle_s and
     init_idle_factor are both given or neither (no cold host). With `allow_null`, ``cores: null``
     (measured, not identified) gives (None, fit). ConfigError naming `source` and `key` otherwise."""
-    allowed = ("cores", "init_cores", "work_cores", "work_contention", "init_idle_s", "init_idle_factor") \
-        + (("fit",) if allow_fit else ())
+    allowed = ("cores", "init_cores", "work_cores", "work_contention", "way_in_ms", "way_in_pressure", "init_idle_s",
+               "init_idle_factor") + (("fit",) if allow_fit else ())
     if not isinstance(data, Mapping):
         raise ConfigError(source, key, "a mapping such as {cores: 1.7, init_cores: 1, work_cores: 1}", data)
     check_keys(data, allowed, source=source, key=key)
@@ -335,7 +337,8 @@ def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: boo
     if "cores" not in data:
         raise ConfigError(source, f"{key}.cores", "a value (this key is required)")
     if data["cores"] is None and allow_null:
-        extra = [k for k in ("init_cores", "work_cores", "work_contention") if data.get(k) is not None]
+        extra = [k for k in ("init_cores", "work_cores", "work_contention", "way_in_ms", "way_in_pressure")
+                 if data.get(k) is not None]
         extra += [k for k in ("init_idle_s", "init_idle_factor") if k in data]
         if extra:
             raise ConfigError(source, f"{key}.{extra[0]}", "no value when cores is null (no host share identified)",
@@ -351,12 +354,16 @@ def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: boo
               "work_cores": "the cores one job uses when alone, a number > 0",
               "work_contention": "the stretch each other job in progress adds to an invocation, a number >= 0 "
                                  "(0: none)",
+              "way_in_ms": "the gateway's work for a request before its environment runs it, ms >= 0 (0: none)",
+              "way_in_pressure": "how hard a way in presses on running invocations against an ordinary job, a "
+                                 "number >= 0",
               "init_idle_s": "the seconds without an INIT after which the host is cold, a number > 0",
               "init_idle_factor": "how many times longer an INIT takes on a cold host, a number > 0"}
     values = {}
-    for name in ("cores", "init_cores", "work_cores", "work_contention", *idle):
-        v = data.get(name, 0.0 if name == "work_contention" else 1.0)
-        low_ok = name == "work_contention"  # 0 is allowed (no contention); the others must be > 0
+    zero_ok = ("work_contention", "way_in_ms", "way_in_pressure")  # 0 is allowed (none); the others must be > 0
+    for name in ("cores", "init_cores", "work_cores", *zero_ok, *idle):
+        v = data.get(name, 0.0 if name in ("work_contention", "way_in_ms") else 1.0)
+        low_ok = name in zero_ok
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v or (low_ok and v == 0)) \
                 or not v < math.inf:
             raise ConfigError(source, f"{key}.{name}", wanted[name], v)

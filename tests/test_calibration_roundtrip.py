@@ -62,7 +62,7 @@ def close(sim: np.ndarray, measured: np.ndarray) -> None:
 def test_local_lambda_profile_round_trips_through_the_simulator(tmp_path):
     table = tmp_path / "lambda.parquet"
     run_campaign(LocalLambdaTarget(MODEL, [1769]), table, quick=True, n_warm=N_WARM, progress=False,
-                 echo=lambda s: None, bursts=0)
+                 echo=lambda s: None, bursts=0, pairs=0)
     fit_measurements(table, tmp_path / "p.json")
     prof = load_profile(tmp_path / "p.json")
     entry = prof.lambda_entry(1769, "x86_64")

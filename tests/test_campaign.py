@@ -31,7 +31,7 @@ from deploy.local_server import LocalServer  # noqa: E402
 from deploy.procs import live_processes  # noqa: E402
 from sim.errors import ServesimError  # noqa: E402
 
-QUICK = dict(quick=True, progress=False, echo=lambda s: None, bursts=0)  # bursts: tests/test_host_calibration.py
+QUICK = dict(quick=True, progress=False, echo=lambda s: None, bursts=0, pairs=0)  # bursts: tests/test_host_calibration.py
 
 
 @pytest.fixture(scope="session")

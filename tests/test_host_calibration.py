@@ -299,7 +299,7 @@ def test_cold_bursts_local_lambda(tmp_path, tiny_model):
     out = tmp_path / "lambda.parquet"
     t0 = time.perf_counter()
     run_campaign(LocalLambdaTarget(tiny_model, [1024], rie=rie), out, host=HOST, burst_sizes=[1, 2], bursts=3,
-                 **{**SIZES, "n_cold": 1})
+                 pairs=0, **{**SIZES, "n_cold": 1})
     took = time.perf_counter() - t0
     df = pd.read_parquet(out)
     b = df[df.phase == "burst"]
@@ -485,7 +485,7 @@ def test_cold_idle_phase_local_lambda(tmp_path, tiny_model, rie):
 
     out = tmp_path / "idle.parquet"
     target = LocalLambdaTarget(tiny_model, [1024], rie=rie)
-    sizes = {**SIZES, "n_cold": 3, "bursts": 0, "n_idle_cold": 3, "idle_cold_s": 0.5}
+    sizes = {**SIZES, "n_cold": 3, "bursts": 0, "pairs": 0, "n_idle_cold": 3, "idle_cold_s": 0.5}
     t0 = time.perf_counter()
     summary = run_campaign(target, out, host=HOST, **sizes)
     took = time.perf_counter() - t0

@@ -185,7 +185,8 @@ def calibrated(tmp_path_factory):
         pytest.skip(f"the Lambda Runtime Interface Emulator is not installed (make rie): {exc}")
     tmp = tmp_path_factory.mktemp("validate")
     model = write_tiny_model(tmp / "tiny.onnx")
-    quiet = dict(quick=True, progress=False, echo=lambda s: None, n_cold=5, n_warm=100, load_levels=[], bursts=0)  # the host share: test_host_calibration, test_demo
+    quiet = dict(quick=True, progress=False, echo=lambda s: None, n_cold=5, n_warm=100, load_levels=[], bursts=0,
+                 pairs=0)  # the host share: test_host_calibration, test_demo
     run_campaign(LocalLambdaTarget(model, [1024]), tmp / "lambda.parquet", **quiet)
     run_campaign(LocalServerTarget(model, [1], cpus=2, instance_type="c6i.large"), tmp / "server.parquet", **quiet)
     fit_measurements([tmp / "lambda.parquet", tmp / "server.parquet"], tmp / "tiny.json")

@@ -7,15 +7,17 @@ job whose cap is below the share keeps its cap and leaves the rest to the others
 cores a of its cap progresses at rate a / cap (alone-seconds of work per second), so its
 duration stretches by cap / a.
 
-Contention: a phase may also have a contention c >= 0: while n jobs are in progress on the host,
-it can use at most cap / (1 + c (n - 1)) cores (and so progresses at most at rate 1 / (1 + c
-(n - 1))), whatever cores are free: the slowdown of work that shares more than the CPUs (caches,
-memory bandwidth, the local gateway), linear in the other jobs, with no knee. The water-filling
+Contention: a phase may also have a contention c >= 0: it can use at most cap / (1 + c P) cores
+(and so progresses at most at rate 1 / (1 + c P)), whatever cores are free, where P is the sum
+of the pressures of the other jobs' current phases: the slowdown of work that shares more than
+the CPUs (caches, memory bandwidth, the local gateway), linear in the other jobs, with no knee.
+A phase's pressure (default 1) is how hard it presses on the others, against an ordinary job:
+with every pressure 1, P = n - 1 for n jobs in progress (the same floats). The water-filling
 then divides the cores over these reduced caps. c = 0 (the default): the plain cap.
 
 A job is a sequence of phases (a Lambda cold start: INIT, then the invocation), each with its
-own duration alone (ms), cap, optionally a time limit (ms) and optionally a contention (as
-above): a phase still running that long after its start is stopped and ends the job (timed
+own duration alone (ms), cap, optionally a time limit (ms), optionally a contention and then a
+pressure (as above): a phase still running that long after its start is stopped and ends the job (timed
 out). The owner gets a callback when a job ends, with each phase's actual duration, and
 optionally one as each of its phases ends (the Lambda model's cold host needs when an INIT
 phase ended, not its job).
@@ -40,7 +42,7 @@ from typing import Any, Callable, Sequence
 
 import simpy
 
-Phase = tuple  # (work_ms, cap_cores, limit_ms or None[, contention >= 0, default 0])
+Phase = tuple  # (work_ms, cap_cores, limit_ms or None[, contention >= 0 (default 0)[, pressure >= 0 (default 1)]])
 
 
 def delay_until(now: float, at_s: float) -> float:
@@ -67,7 +69,7 @@ class Job:
 
     __slots__ = ("phases", "k", "cap", "contention", "remaining_s", "rate", "alloc", "full", "start_s",
                  "phase_start_s", "sum_ms", "full_end_s", "deadline_s", "durations_ms", "timed_out", "on_done",
-                 "on_phase", "tag")
+                 "on_phase", "tag", "pressure")
 
     def __init__(self, phases: Sequence[Phase], on_done: Callable[[Job], None], tag: Any, now: float,
                  on_phase: Callable[[Job, int], None] | None = None):
@@ -91,6 +93,7 @@ class Job:
         work_ms, cap, limit_ms = phase[:3]
         self.cap = cap
         self.contention = phase[3] if len(phase) > 3 else 0.0
+        self.pressure = phase[4] if len(phase) > 4 else 1.0
         self.remaining_s = work_ms / 1000.0
         self.phase_start_s = now
         self.deadline_s = math.inf if limit_ms is None else now + limit_ms / 1000.0
@@ -141,7 +144,11 @@ class Host:
         contention, see the module's docstring); a job's rate is the cores it gets over its cap."""
         jobs = self.jobs
         n = len(jobs)
-        caps = [job.cap if job.contention == 0.0 else job.cap / (1.0 + job.contention * (n - 1)) for job in jobs]
+        pressure = 0.0
+        for job in jobs:
+            pressure += job.pressure
+        caps = [job.cap if job.contention == 0.0 else job.cap / (1.0 + job.contention * (pressure - job.pressure))
+                for job in jobs]
         total = 0.0
         for cap in caps:
             total += cap

@@ -29,6 +29,11 @@ Model (DESIGN.md, "Platform semantics"):
   its job ends, with the stretched durations as latency and billed durations; the environment is
   busy until then. The timeout applies to the stretched invocation (stopped `timeout_s` after it
   started, billed `timeout_s`).
+- Way in (`HostShare.way_in_ms` > 0, with a shared host): the job starts with the gateway's
+  work for the request, a phase of `way_in_ms` alone on `WAY_IN_CORES` core with the
+  invocation's contention and `way_in_pressure` as its pressure on the others; the INIT (on a
+  cold start) and the invocation follow. The environment is taken at the arrival and busy
+  through all of it; the way in is neither in the latency nor in the bill.
 - Cold host (`HostShare.init_idle_s`, with a shared host): an INIT starting when no INIT is in
   progress on the host and the last INIT phase on it ended at least `init_idle_s` earlier opens
   a cold period, as long as its drawn duration (the time an INIT on a warm host takes: by then
@@ -58,6 +63,9 @@ from ..streams import RequestDraws
 from ..tally import LevelTally
 from .base import Chunk, Platform
 from .host import Host, Job
+
+WAY_IN_CORES = 1.0
+"""The gateway's and the emulator's handling of one request runs on one core (`HostShare.way_in_ms`)."""
 from .pools import POOLS
 
 
@@ -178,17 +186,21 @@ class LambdaModel(Platform):
         self.resolved(chunk)
 
     def _run_shared(self, chunk: Chunk, j: int, e: _Env, init_ms: float) -> None:
-        """Request j runs on environment `e` of the shared host: INIT (on a cold start) then the
-        invocation, as one job; it is resolved when the job ends (`_shared_done`)."""
+        """Request j runs on environment `e` of the shared host: its way in (when the host has
+        one), INIT (on a cold start), then the invocation, as one job; it is resolved when the job
+        ends (`_shared_done`). A cold host counts the INIT in progress from the arrival."""
         cfg = self.cfg
         now = self.env.now
         self.busy += 1
         self.busy_tally.set(now, self.busy)
         keep_s = self.keep_const_s if self.keep_dist is None else chunk.keep_s[j]
-        invoke = (chunk.work_ms[j], cfg.host.work_cores, self.timeout_ms, cfg.host.work_contention)
+        share = cfg.host
+        invoke = (chunk.work_ms[j], share.work_cores, self.timeout_ms, share.work_contention)
+        way_in = ((share.way_in_ms, WAY_IN_CORES, None, share.work_contention, share.way_in_pressure),) \
+            if share.way_in_ms > 0.0 else ()
         tag = (chunk, j, e, keep_s)
         if not chunk.cold[j]:
-            self.host.submit((invoke,), self._shared_done, tag)
+            self.host.submit(way_in + (invoke,), self._shared_done, tag)
             return
         on_phase = None
         if self.init_idle_s is not None:  # a cold host: the first INITs after a while take longer
@@ -198,23 +210,24 @@ class LambdaModel(Platform):
                 init_ms *= cfg.host.init_idle_factor
             self.inits += 1
             on_phase = self._phase_done
-        self.host.submit(((init_ms, cfg.host.init_cores, None), invoke), self._shared_done, tag, on_phase)
+        self.host.submit(way_in + ((init_ms, share.init_cores, None), invoke), self._shared_done, tag, on_phase)
 
     def _phase_done(self, job: Job, k: int) -> None:
-        """Phase k of a cold start ended (with a cold host): k == 0 is its INIT."""
-        if k:
+        """Phase k of a cold start ended (with a cold host): the one before the last is its INIT."""
+        if k != len(job.phases) - 2:
             return
         self.inits -= 1
         self.last_init_end_s = self.env.now
 
     def _shared_done(self, job: Job) -> None:
         chunk, j, e, keep_s = job.tag
+        ran_ms = job.durations_ms[len(job.phases) - 1 - int(chunk.cold[j]):]  # not the way in
         if chunk.cold[j]:
-            init_ms, work_ms = job.durations_ms
+            init_ms, work_ms = ran_ms
             chunk.init_ms[j] = init_ms
         else:
             init_ms = 0.0
-            (work_ms,) = job.durations_ms
+            (work_ms,) = ran_ms
         if job.timed_out:
             chunk.status[j] = TIMEOUT
             if chunk.work_ms[j] < work_ms:  # stretched past the timeout: billed in full
