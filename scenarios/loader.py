@@ -41,8 +41,9 @@ target; an error if that entry has none). The default (absent, ``host: none`` or
 on AWS every Lambda environment has its own CPU share (memory / 1769 vCPU), and an EC2 worker
 has a CPU of its own; sharing is what the local targets on a small machine show, and an
 instance running more busy workers than it has vCPUs. A Lambda host may also be cold:
-``init_idle_s: 30, init_idle_factor: 1.3`` (both or neither) make the INITs that start after
-30 s without one take 1.3 times as long (see `HostShare`); an ec2 platform's host refuses them
+``init_idle_s: 30, init_idle_factor: 1.3`` (both or neither) make a lone INIT that starts
+after 30 s without one take 1.3 times as long, the extra 0.3 a page-in without cores that the
+INITs starting during it wait for too (see `HostShare`); an ec2 platform's host refuses them
 (EC2 runs no INIT on its host). Sweepable like any key
 (``lambda.host: [none, profile]``, ``platforms.lambda-2g.host.cores: [1, 2, 4]``). A Lambda host
 may have a way in, ``way_in_ms: 1.3, way_in_pressure: 3`` (the local gateway's work for each

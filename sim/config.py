@@ -97,11 +97,12 @@ class HostShare:
     no INIT for a while are slower, because the host pages out memory nobody touched for that
     long (on the local target, DAMON reclaim after 30 s: the INIT's imports, onnxruntime, the
     model) and they page it back in. An INIT starting when no INIT is in progress on the host
-    and the last one ended at least `init_idle_s` earlier finds the host cold and opens a cold
-    period as long as its drawn duration (by then the files are back). It and every INIT
-    starting during that period take `init_idle_factor` times their drawn duration as their
-    work alone, which the host then shares as usual (the sharing stretch applies on top). The
-    host starts warm: its idle time counts from the run's start.
+    and the last one ended at least `init_idle_s` earlier finds the host cold and starts a
+    page-in of (`init_idle_factor` - 1) times its drawn duration: a wait on the disk, using no
+    cores and slowing nobody, after which its INIT runs as usual (shared with the others).
+    Every INIT starting before the page-in ends waits for the same page-in (the files come
+    back once, for all of them), then runs. The wait is part of the Init Duration. The host
+    starts warm: its idle time counts from the run's start.
     """
 
     cores: float
@@ -110,7 +111,7 @@ class HostShare:
     init_idle_s: float | None = None
     """Seconds without an INIT after which the host is cold (None: it never is)."""
     init_idle_factor: float = 1.0
-    """How many times longer an INIT takes alone on a cold host (1.0 when init_idle_s is None)."""
+    """How many times longer a lone INIT takes on a cold host, >= 1 (1.0 when init_idle_s is None)."""
     work_contention: float = 0.0
     """The stretch each other job in progress adds to an invocation (0: none)."""
     way_in_ms: float = 0.0
@@ -131,8 +132,8 @@ class HostShare:
             v = getattr(self, name)
             if not (0.0 <= v < math.inf):
                 raise ValueError(f"{name} must be >= 0 and finite, got {v}")
-        if not (0.0 < self.init_idle_factor < math.inf):
-            raise ValueError(f"init_idle_factor must be > 0 and finite, got {self.init_idle_factor}")
+        if not (1.0 <= self.init_idle_factor < math.inf):
+            raise ValueError(f"init_idle_factor must be >= 1 and finite, got {self.init_idle_factor}")
         if self.init_idle_s is None and self.init_idle_factor != 1.0:
             raise ValueError("init_idle_factor must be 1.0 when init_idle_s is None (the host is never cold), "
                              f"got {self.init_idle_factor}")

@@ -34,8 +34,9 @@ init_idle_factor, fit}``, init_cores and work_cores default 1, work_contention 0
 each other job in progress adds to an invocation), way_in_ms 0 and way_in_pressure 1 (Lambda:
 the gateway's work for a request before its environment runs it, and how hard it presses on
 running invocations); init_idle_s and init_idle_factor, both or neither, make the host cold
-after init_idle_s seconds without an INIT, the INITs that find it so taking init_idle_factor
-times as long (Lambda; none when absent); or ``{cores: null, fit: {reason: ...}}``, no other
+after init_idle_s seconds without an INIT, a lone INIT that finds it so taking
+init_idle_factor (>= 1) times as long, its extra a page-in that the INITs starting during it
+wait for too (Lambda; none when absent); or ``{cores: null, fit: {reason: ...}}``, no other
 key, when the calibration measured bursts but identified no sharing: the entry's `host` is then
 None and the reason stays in its ``fit``).
 
@@ -358,14 +359,14 @@ def parse_host_share(data: Any, source: str | None, key: str, *, allow_null: boo
               "way_in_pressure": "how hard a way in presses on running invocations against an ordinary job, a "
                                  "number >= 0",
               "init_idle_s": "the seconds without an INIT after which the host is cold, a number > 0",
-              "init_idle_factor": "how many times longer an INIT takes on a cold host, a number > 0"}
+              "init_idle_factor": "how many times longer a lone INIT takes on a cold host, a number >= 1"}
     values = {}
     zero_ok = ("work_contention", "way_in_ms", "way_in_pressure")  # 0 is allowed (none); the others must be > 0
     for name in ("cores", "init_cores", "work_cores", *zero_ok, *idle):
         v = data.get(name, 0.0 if name in ("work_contention", "way_in_ms") else 1.0)
         low_ok = name in zero_ok
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v or (low_ok and v == 0)) \
-                or not v < math.inf:
+                or not v < math.inf or (name == "init_idle_factor" and v < 1):
             raise ConfigError(source, f"{key}.{name}", wanted[name], v)
         values[name] = float(v)
     return HostShare(**values), fit

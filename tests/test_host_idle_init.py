@@ -1,8 +1,9 @@
 """Cold host (`HostShare.init_idle_s`, `init_idle_factor`) in the SimPy Lambda model: the rule
-by hand (the host starts warm; which INITs find it cold; a cold period lasts the opener's drawn
-INIT), its combination with
-processor sharing, the rule replayed over random runs, runs without it unchanged, the host's
-per-phase hook, and the validation of the config, the profile and the scenario keys."""
+by hand (the host starts warm; which INITs find it cold; the page-in, (factor - 1) times the
+opener's drawn INIT, is a wait without cores that the INITs starting before its end share), its
+combination with processor sharing, the rule replayed over random runs, runs without it
+unchanged, the host's per-phase hook, and the validation of the config, the profile and the
+scenario keys."""
 from __future__ import annotations
 
 import copy
@@ -50,7 +51,8 @@ def cold_starts(arrivals, idle_s=10.0, factor=1.5, cold=INIT_100, keep_alive_s=1
 @pytest.mark.parametrize("t, init_ms", [(0.0, 100.0), (9.5, 100.0), (12.0, 150.0)])
 def test_the_host_starts_warm_and_a_lone_init_after_init_idle_s_takes_the_factor(t, init_ms):
     # The idle time counts from the run's start: at 0 and 9.5 s (< 10 s) the INIT is its 100 ms; at
-    # 12 s the host is cold: INIT 1.5 x 100 = 150 ms, then 100 ms: latency 250, billed 250 ms.
+    # 12 s the host is cold: a page-in of 0.5 x 100 = 50 ms, then the INIT's 100 ms (Init Duration
+    # 150 ms), then 100 ms: latency 250, billed 250 ms.
     res, df = cold_starts([t])
     assert df.cold.tolist() == [True]
     assert df.init_ms.tolist() == [init_ms] and df.work_ms.tolist() == [100.0]
@@ -58,15 +60,16 @@ def test_the_host_starts_warm_and_a_lone_init_after_init_idle_s_takes_the_factor
     assert res.summary["cost_usd"]["compute"] == pytest.approx((init_ms + 100.0) / 1000.0 * GB_S_X86, rel=1e-12)
 
 
-def test_inits_starting_in_the_cold_period_take_the_factor_and_it_lasts_the_openers_drawn_init():
-    # a at 20 s opens a cold period of its drawn INIT, 100 ms: to 20.1 (its own INIT, 150 ms, runs to
-    # 20.15). b at 20.05 (a busy: cold) starts in it: 150 ms. c at 20.12 (a, b busy: cold) starts
-    # after it, though a's INIT still runs: the files are back, c's INIT is its 100 ms.
-    res, df = cold_starts([20.0, 20.05, 20.12])
+def test_inits_starting_during_the_page_in_wait_for_its_end_then_run():
+    # a at 20 s opens a page-in of 0.5 x its drawn 100 ms: to 20.05; a's INIT runs 20.05-20.15. b at
+    # 20.02 (a busy: cold) waits the rest, 30 ms, then its 100 ms: Init Duration 130 ms. c at 20.06
+    # (a, b busy: cold) starts after the page-in, though INITs still run: the files are back, c's
+    # INIT is its 100 ms. 8 cores: no sharing.
+    res, df = cold_starts([20.0, 20.02, 20.06])
     assert df.cold.tolist() == [True, True, True]
-    assert df.init_ms.tolist() == [150.0, 150.0, 100.0]
-    assert df.latency_ms.tolist() == [250.0, 250.0, 200.0]
-    assert df.done_s.tolist() == pytest.approx([20.25, 20.30, 20.32], rel=1e-12)
+    assert df.init_ms.tolist() == pytest.approx([150.0, 130.0, 100.0], rel=1e-12)
+    assert df.latency_ms.tolist() == pytest.approx([250.0, 230.0, 200.0], rel=1e-12)
+    assert df.done_s.tolist() == pytest.approx([20.25, 20.25, 20.26], rel=1e-12)
     assert res.summary["cold_starts"] == 3
 
 
@@ -83,7 +86,8 @@ def test_a_later_init_takes_the_factor_only_after_init_idle_s_without_one(t_b, i
 @pytest.mark.parametrize("t_b, init_ms", [(10.125, 250.0), (10.125 - 2**-7, 125.0)])
 def test_init_idle_s_is_at_least(t_b, init_ms):
     # INIT 125 ms (warm host): a's INIT ends at exactly 0.125 s; b exactly 10 s later finds the host
-    # cold (125 x 2 = 250 ms), b 1/128 s sooner does not (binary fractions: no rounding in these times).
+    # cold (a page-in of 125 ms, then 125: 250 ms), b 1/128 s sooner does not (binary fractions: no
+    # rounding in these times).
     _, df = cold_starts([0.0, t_b], factor=2.0, cold={"dist": "constant", "value": 125.0})
     assert df.init_ms.tolist() == [125.0, init_ms]
 
@@ -101,48 +105,51 @@ def test_the_idle_time_runs_from_the_end_of_the_init_phase_not_of_the_invocation
 
 # --- with processor sharing ----------------------------------------------------------------------
 
-def test_two_simultaneous_cold_inits_share_one_core_after_the_factor():
-    # One core, INIT and invocation one core each. a and b at 20 s: a opens the cold period, b starts
-    # in it: each INIT is 150 ms alone, at rate 1/2 both end at 20.3 (300 ms); the invocations
-    # (100 ms alone) at 1/2 end at 20.5 (200 ms). Billed 2 x 500 ms.
+def test_two_simultaneous_cold_inits_wait_for_the_page_in_then_share_one_core():
+    # One core, INIT and invocation one core each. a and b at 20 s: a opens a page-in of 50 ms, b
+    # waits for it too (no cores used meanwhile); from 20.05 both INITs (100 ms alone) at rate 1/2
+    # end at 20.25 (Init Duration 50 + 200 = 250 ms); the invocations (100 ms alone) at 1/2 end at
+    # 20.45 (200 ms). Billed 2 x 450 ms.
     res, df = cold_starts([20.0, 20.0], cores=1.0)
-    assert df.init_ms.tolist() == pytest.approx([300.0, 300.0], rel=1e-12)
+    assert df.init_ms.tolist() == pytest.approx([250.0, 250.0], rel=1e-12)
     assert df.work_ms.tolist() == pytest.approx([200.0, 200.0], rel=1e-12)
-    assert df.latency_ms.tolist() == pytest.approx([500.0, 500.0], rel=1e-12)
-    assert df.done_s.tolist() == pytest.approx([20.5, 20.5], rel=1e-12)
-    assert res.summary["cost_usd"]["compute"] == pytest.approx(1.000 * GB_S_X86, rel=1e-12)
-
-
-def test_staggered_cold_inits_share_one_core_after_the_factor():
-    # One core; INITs 150 ms alone (both cold: b starts in a's cold period, to 20.1), invocations
-    # 100 ms. Times after 20 s:
-    #   0.00-0.05 a INIT alone (100 ms left)      0.05-0.25 a INIT, b INIT at 1/2: a's INIT ends (250 ms)
-    #   0.25-0.35 a invocation, b INIT at 1/2: b's INIT ends (300 ms); a has 50 ms of invocation left
-    #   0.35-0.45 both invocations at 1/2: a ends (200 ms); b has 50 ms left, alone: ends at 0.50 (150 ms).
-    res, df = cold_starts([20.0, 20.05], cores=1.0)
-    assert df.init_ms.tolist() == pytest.approx([250.0, 300.0], rel=1e-12)
-    assert df.work_ms.tolist() == pytest.approx([200.0, 150.0], rel=1e-12)
     assert df.latency_ms.tolist() == pytest.approx([450.0, 450.0], rel=1e-12)
-    assert df.done_s.tolist() == pytest.approx([20.45, 20.50], rel=1e-12)
+    assert df.done_s.tolist() == pytest.approx([20.45, 20.45], rel=1e-12)
     assert res.summary["cost_usd"]["compute"] == pytest.approx(0.900 * GB_S_X86, rel=1e-12)
+
+
+def test_staggered_cold_inits_share_one_core_after_the_page_in():
+    # One core, factor 1.5: a at 20 s opens a page-in of 50 ms; b at 20.1, after it, does not wait.
+    # INITs and invocations 100 ms alone. Times after 20 s:
+    #   0.05-0.10 a INIT alone (50 ms done)       0.10-0.20 a INIT, b INIT at 1/2: a's INIT ends (150 ms)
+    #   0.20-0.30 a invocation, b INIT at 1/2: b's INIT ends (200 ms); a has 50 ms of invocation left
+    #   0.30-0.40 both invocations at 1/2: a ends (200 ms); b has 50 ms left, alone: ends at 0.45 (150 ms).
+    # Init Durations: a 50 + 150 = 200 ms, b 200 ms.
+    res, df = cold_starts([20.0, 20.1], cores=1.0)
+    assert df.init_ms.tolist() == pytest.approx([200.0, 200.0], rel=1e-12)
+    assert df.work_ms.tolist() == pytest.approx([200.0, 150.0], rel=1e-12)
+    assert df.latency_ms.tolist() == pytest.approx([400.0, 350.0], rel=1e-12)
+    assert df.done_s.tolist() == pytest.approx([20.40, 20.45], rel=1e-12)
+    assert res.summary["cost_usd"]["compute"] == pytest.approx(0.750 * GB_S_X86, rel=1e-12)
 
 
 # --- the rule replayed over random runs ----------------------------------------------------------
 
-def factored(start_s, end_s, drawn_ms, idle_s) -> np.ndarray:
-    """Which INITs (start and end times, drawn durations, in start order) the rule gives the
-    factor: those finding no INIT in progress and none ended within `idle_s` (the run's start
-    counting as one: the host starts warm) open a cold period of their drawn duration, and those
-    starting in a cold period."""
+def page_in_waits(start_s, end_s, drawn_ms, idle_s, factor) -> np.ndarray:
+    """The page-in wait (ms) of each INIT (start and end times, drawn durations, in start order):
+    one finding no INIT in progress and none ended within `idle_s` (the run's start counting as
+    one: the host starts warm) opens a page-in of (factor - 1) times its drawn duration and waits
+    all of it; one starting before the page-in's end waits the rest."""
     out = []
-    period_end = -math.inf
+    until = -math.inf
     for i, t in enumerate(start_s):
         before = end_s[:i]
-        opens = not any(e > t for e in before) and t - max((e for e in before), default=0.0) >= idle_s
-        if opens:
-            period_end = t + drawn_ms[i] / 1000.0
-        out.append(t < period_end)
-    return np.array(out, dtype=bool)
+        if not any(e > t for e in before) and t - max((e for e in before), default=0.0) >= idle_s:
+            until = t + (factor - 1.0) * drawn_ms[i] / 1000.0
+            out.append((factor - 1.0) * drawn_ms[i])
+        else:
+            out.append((until - t) * 1000.0 if t < until else 0.0)
+    return np.array(out)
 
 
 def init_intervals(df):
@@ -153,26 +160,27 @@ def init_intervals(df):
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rate=st.floats(1.0, 30.0), warm=LOGNORM, cold=LOGNORM, keep=st.floats(0.05, 2.0), idle_s=st.floats(0.05, 1.0),
-       factor=st.floats(0.5, 3.0), seed=st.integers(0, 99))
-def test_on_a_host_that_never_shares_each_init_is_its_draw_times_the_factor_where_the_rule_says(
+       factor=st.floats(1.0, 3.0), seed=st.integers(0, 99))
+def test_on_a_host_that_never_shares_each_init_is_its_draw_plus_the_wait_the_rule_says(
         rate, warm, cold, keep, idle_s, factor, seed):
     cfg = cold_host(lam(warm=warm, cold=cold, keep_alive_s=keep, concurrency_limit=20), idle_s, factor, cores=20.0)
     _, df = run(cfg, Poisson(rate, 4.0), seed=seed, records=True, engine="simpy")
     cold_, start, end = init_intervals(df)
     c0 = drawn(cold, seed, COLD, len(df))[cold_]
-    f = factored(start, end, c0, idle_s)
-    np.testing.assert_allclose(df.init_ms.to_numpy()[cold_], c0 * np.where(f, factor, 1.0), rtol=1e-12)
+    np.testing.assert_allclose(df.init_ms.to_numpy()[cold_], c0 + page_in_waits(start, end, c0, idle_s, factor),
+                               rtol=1e-9)
     ok = df[df.status == "ok"]
     np.testing.assert_allclose(ok.latency_ms, ok.work_ms + ok.init_ms.where(ok.cold, 0.0), rtol=1e-12)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rate=st.floats(5.0, 40.0), warm=LOGNORM, cold=LOGNORM, keep=st.floats(0.05, 2.0), idle_s=st.floats(0.02, 0.5),
-       factor=st.floats(0.5, 3.0), cores=st.floats(0.5, 3.0), seed=st.integers(0, 99))
-def test_on_a_contended_host_the_work_done_is_the_draws_with_the_factor_where_the_rule_says(
+       factor=st.floats(1.0, 3.0), cores=st.floats(0.5, 3.0), seed=st.integers(0, 99))
+def test_on_a_contended_host_the_page_in_uses_no_cores_and_each_init_waits_at_least_it(
         rate, warm, cold, keep, idle_s, factor, cores, seed):
-    # The rule needs only when INITs started and ended (here stretched by sharing); the host's
-    # work done alone (core-seconds, conserved against what it allocated) shows which got the factor.
+    # The host's work done (core-seconds, conserved against what it allocated) is the drawn work
+    # alone: the page-in waits use none. Each INIT took at least its draw plus its wait (sharing
+    # only stretches), the rule needing only when INITs started and ended (stretched here).
     cfg = cold_host(lam(warm=warm, cold=cold, keep_alive_s=keep, concurrency_limit=8), idle_s, factor, cores=cores)
     model, df = run_model(cfg, Poisson(rate, 3.0), seed)
     cold_, start, end = init_intervals(df)
@@ -180,8 +188,8 @@ def test_on_a_contended_host_the_work_done_is_the_draws_with_the_factor_where_th
     assert set(df.status[~served]) <= {"throttled"}
     c0 = drawn(cold, seed, COLD, len(df))[cold_]
     w0 = drawn(warm, seed, WARM, len(df))[served]
-    expect = w0.sum() + (c0 * np.where(factored(start, end, c0, idle_s), factor, 1.0)).sum()
-    assert check_conserved([model.host]) == pytest.approx(expect / 1000, rel=1e-9)
+    assert check_conserved([model.host]) == pytest.approx((w0.sum() + c0.sum()) / 1000, rel=1e-9)
+    assert np.all(df.init_ms.to_numpy()[cold_] >= (c0 + page_in_waits(start, end, c0, idle_s, factor)) * (1 - 1e-9))
 
 
 # --- without a cold host: unchanged --------------------------------------------------------------
@@ -230,9 +238,10 @@ def test_the_host_calls_on_phase_as_each_phase_ends_before_on_done():
     ({"init_idle_s": -30.0, "init_idle_factor": 1.3}, "init_idle_s must be None or > 0 and finite"),
     ({"init_idle_s": math.inf, "init_idle_factor": 1.3}, "init_idle_s must be None or > 0 and finite"),
     ({"init_idle_s": math.nan, "init_idle_factor": 1.3}, "init_idle_s must be None or > 0 and finite"),
-    ({"init_idle_s": 30.0, "init_idle_factor": 0.0}, "init_idle_factor must be > 0 and finite"),
-    ({"init_idle_s": 30.0, "init_idle_factor": math.inf}, "init_idle_factor must be > 0 and finite"),
-    ({"init_idle_s": 30.0, "init_idle_factor": math.nan}, "init_idle_factor must be > 0 and finite"),
+    ({"init_idle_s": 30.0, "init_idle_factor": 0.0}, "init_idle_factor must be >= 1 and finite"),
+    ({"init_idle_s": 30.0, "init_idle_factor": 0.9}, "init_idle_factor must be >= 1 and finite"),
+    ({"init_idle_s": 30.0, "init_idle_factor": math.inf}, "init_idle_factor must be >= 1 and finite"),
+    ({"init_idle_s": 30.0, "init_idle_factor": math.nan}, "init_idle_factor must be >= 1 and finite"),
     ({"init_idle_factor": 1.3}, "init_idle_factor must be 1.0 when init_idle_s is None"),
 ])
 def test_host_share_refuses_bad_cold_host_values(kw, expected):

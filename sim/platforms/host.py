@@ -15,6 +15,9 @@ A phase's pressure (default 1) is how hard it presses on the others, against an 
 with every pressure 1, P = n - 1 for n jobs in progress (the same floats). The water-filling
 then divides the cores over these reduced caps. c = 0 (the default): the plain cap.
 
+A phase with cap 0 uses no cores: a wait (for a disk, say) that always progresses at rate 1 and,
+with pressure 0, slows nobody.
+
 A job is a sequence of phases (a Lambda cold start: INIT, then the invocation), each with its
 own duration alone (ms), cap, optionally a time limit (ms), optionally a contention and then a
 pressure (as above): a phase still running that long after its start is stopped and ends the job (timed
@@ -155,13 +158,13 @@ class Host:
         if total <= self.cores * (1.0 + 1e-12):  # caps summing to the cores up to rounding: each gets its cap
             for job, cap in zip(jobs, caps):
                 job.alloc = cap
-                job.rate = cap / job.cap  # exactly 1.0 for an uncontended job (x / x)
+                job.rate = cap / job.cap if job.cap else 1.0  # exactly 1.0 for an uncontended job (x / x)
             return
         left = self.cores
         for cap, job in sorted(zip(caps, jobs), key=lambda cj: cj[0]):
             share = left / n
             job.alloc = cap if cap <= share else share  # above the share: so are all caps after it, each the share
-            job.rate = job.alloc / job.cap
+            job.rate = job.alloc / job.cap if job.cap else 1.0
             left -= job.alloc
             n -= 1
 

@@ -35,14 +35,14 @@ Model (DESIGN.md, "Platform semantics"):
   cold start) and the invocation follow. The environment is taken at the arrival and busy
   through all of it; the way in is neither in the latency nor in the bill.
 - Cold host (`HostShare.init_idle_s`, with a shared host): an INIT starting when no INIT is in
-  progress on the host and the last INIT phase on it ended at least `init_idle_s` earlier opens
-  a cold period, as long as its drawn duration (the time an INIT on a warm host takes: by then
-  the files it reads are back in memory). It and every INIT starting during that period have
-  `init_idle_factor` times their drawn duration as their work alone; the host's sharing
-  stretches that as any other. The host starts warm (its idle time counts from the run's
-  start); the host tells when each INIT phase ends (the invocation after it does not count).
-  The recorded and billed INIT is the actual duration, as always. Provisioned environments'
-  INITs (before the run) do not count.
+  progress on the host and the last INIT phase on it ended at least `init_idle_s` earlier
+  starts a page-in of (`init_idle_factor` - 1) times its drawn duration: the job waits for it
+  in a phase of cap 0 (no cores; pressure 0) before its INIT. Every INIT starting before the
+  page-in ends waits for the rest of it (the files come back once, for all). The host starts
+  warm (its idle time counts from the run's start); the host tells when each INIT phase ends
+  (the invocation after it does not count), and an INIT is in progress from its request's
+  arrival. The recorded and billed INIT is the wait plus the actual INIT. Provisioned
+  environments' INITs (before the run) do not count.
 - Billing: each invocation's duration rounded up to 1 ms, INIT added before rounding on a cold
   start when `init_billed`; invocations on provisioned environments at the PC duration rate;
   the provisioned environments' own INIT (once each, at the mean of `cold_init_ms`; AWS's
@@ -103,7 +103,7 @@ class LambdaModel(Platform):
         self.init_idle_s = cfg.host.init_idle_s if cfg.host is not None else None
         self.inits = 0  # INIT phases in progress on the host (counted with a cold host only)
         self.last_init_end_s = env.now  # when the last INIT phase on the host ended (it starts warm)
-        self.cold_until_s = -math.inf  # the end of the current cold period
+        self.page_in_until_s = -math.inf  # the end of the cold host's current page-in
         self.busy = 0
         self.alive = 0
         self.tokens = float(cfg.scale_burst)
@@ -203,14 +203,19 @@ class LambdaModel(Platform):
             self.host.submit(way_in + (invoke,), self._shared_done, tag)
             return
         on_phase = None
-        if self.init_idle_s is not None:  # a cold host: the first INITs after a while take longer
+        wait = ()
+        if self.init_idle_s is not None:  # a cold host: the first INITs after a while wait for a page-in
+            wait_ms = 0.0
             if self.inits == 0 and now - self.last_init_end_s >= self.init_idle_s:
-                self.cold_until_s = now + init_ms / 1000.0  # opens a cold period, its drawn INIT long
-            if now < self.cold_until_s:
-                init_ms *= cfg.host.init_idle_factor
+                wait_ms = (share.init_idle_factor - 1.0) * init_ms
+                self.page_in_until_s = now + wait_ms / 1000.0
+            elif now < self.page_in_until_s:
+                wait_ms = (self.page_in_until_s - now) * 1000.0
+            if wait_ms > 0.0:  # no cores, pressing on nobody
+                wait = ((wait_ms, 0.0, None, 0.0, 0.0),)
             self.inits += 1
             on_phase = self._phase_done
-        self.host.submit(way_in + ((init_ms, share.init_cores, None), invoke), self._shared_done, tag, on_phase)
+        self.host.submit(way_in + wait + ((init_ms, share.init_cores, None), invoke), self._shared_done, tag, on_phase)
 
     def _phase_done(self, job: Job, k: int) -> None:
         """Phase k of a cold start ended (with a cold host): the one before the last is its INIT."""
@@ -221,9 +226,10 @@ class LambdaModel(Platform):
 
     def _shared_done(self, job: Job) -> None:
         chunk, j, e, keep_s = job.tag
-        ran_ms = job.durations_ms[len(job.phases) - 1 - int(chunk.cold[j]):]  # not the way in
+        ran_ms = job.durations_ms[1:] if self.cfg.host.way_in_ms > 0.0 else job.durations_ms  # not the way in
         if chunk.cold[j]:
-            init_ms, work_ms = ran_ms
+            *init, work_ms = ran_ms
+            init_ms = init[0] if len(init) == 1 else init[0] + init[1]  # a cold host's page-in wait, then INIT
             chunk.init_ms[j] = init_ms
         else:
             init_ms = 0.0
