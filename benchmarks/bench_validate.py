@@ -74,6 +74,9 @@ def replay_spread_pct(values: list[float]) -> float | None:
 
 
 def main() -> None:
+    from deploy.procs import install_signal_handlers
+
+    install_signal_handlers()  # SIGTERM stops the targets' processes as Ctrl-C does
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", type=Path, required=True)
     ap.add_argument("--model", help="zoo name or .onnx (default: the profile's)")

@@ -4,7 +4,10 @@
 noisy), then for each of the target's configurations measures, in this order:
 
 1. **cold** — `n_cold` forced cold starts (a new Lambda environment; a new server process), one
-   after the other, with nothing else of the target running.
+   after the other, with nothing else of the target running. On a target whose host can be cold
+   (`Target.cold_idle`, local-lambda: see cold_idle) one unrecorded cold start goes first: a
+   campaign usually starts after the host has idled, and the first INITs would then page the
+   files back in, which is the cold_idle phase's measure, not this one's (back to back).
 2. **warm** — the configuration is brought up, `warmup` requests (plus the target's own, e.g.
    three per server worker) are sent and *not recorded*, then `n_warm` sequential requests are,
    each after an idle pause. A request that reaches an idle worker takes longer than one sent
@@ -850,6 +853,8 @@ class _Run:
         advance, _ = self.bars.task(f"{config.label} cold", self.settings.n_cold)
         samples = []
         with contexts as cold_start:
+            if self.target.cold_idle:  # a cold host (see cold_idle) would slow the first ones: prime it
+                cold_start()
             for i in range(self.settings.n_cold):
                 s = cold_start()
                 samples.append(s)
