@@ -14,10 +14,10 @@ the same prediction), and adds a line with the host's own noise: the largest dif
 two replays of the same window, in % of their mean. A model cannot be shown closer to the host
 than the host is to itself: an error below that spread is within the noise of the measurement.
 
-The figures in the README come from a profile measured so (about 6 minutes, on a quiet host):
+The figures in the README come from a profile measured so (about 7 minutes, on a quiet host):
 
     servesim calibrate local-lambda --model price-mlp --memory-mb 1024 --quick --cold 5 --warm 300 \
-        --bursts 10 --idle-cold 5 --out m/lam.parquet
+        --bursts 10 --idle-cold 5 --pairs 20 --out m/lam.parquet
     servesim calibrate local-server --model price-mlp --workers 2 --cpus 2 --instance-type c6i.large \
         --quick --cold 5 --warm 300 --bursts 10 --out m/srv.parquet
     servesim fit m/lam.parquet m/srv.parquet --out m/profile.json

@@ -1017,8 +1017,8 @@ class WayInFit:
 
 def _pair_a_ms(share, way_in_ms: float, pressure: float, offset_ms: float, base_ms: float) -> float:
     """A's invocation (ms) in a pair on the host `share` (`sim.config.HostShare`): A at 0, B at
-    `offset_ms` (before A when negative), each a way in of `way_in_ms` (none at 0) then an invocation of `base_ms`, exactly
-    as `sim.platforms.lambda_` submits them."""
+    `offset_ms` (before A when negative), each a way in of `way_in_ms` (none at 0) then an
+    invocation of `base_ms`, exactly as `sim.platforms.lambda_` submits them."""
     import simpy
 
     from sim.platforms.host import Host
@@ -1041,9 +1041,9 @@ def fit_way_in(nominal_ms: Sequence[float], offset_ms: Sequence[float], a_ms: Se
                ) -> WayInFit:
     """The way in (`sim.config.HostShare`'s ``way_in_ms`` and ``way_in_pressure``) from pairs:
     request A, then B sent `offset_ms` (actual, ms; negative when B left first) after it,
-    `nominal_ms` the offset asked for
-    (the pairs are grouped by it), `a_ms` A's duration (server_ms), on a host whose cores,
-    work_cores and contention are `share`'s (fitted from the bursts; its own way in is ignored).
+    `nominal_ms` the offset asked for (the pairs are grouped by it), `a_ms` A's duration
+    (server_ms), on a host whose cores, work_cores and contention are `share`'s (fitted from the
+    bursts; its own way in is ignored).
 
     The reference, A alone, is the median A at the largest nominal offset (the offsets must reach
     past A's way in and invocation: B then finds A done). Model: every pair is A then B, each
@@ -1053,10 +1053,10 @@ def fit_way_in(nominal_ms: Sequence[float], offset_ms: Sequence[float], a_ms: Se
     A's median per offset, over a grid (0 to `WAY_IN_MAX_MS` by 0.1 ms, 0 to
     `WAY_IN_MAX_PRESSURE` by 0.25), then refined (Nelder-Mead). The pressure acts through the
     invocations' contention: on a host without one it is not identified and stays 1 (a note
-    says so; only ``way_in_ms`` is fitted). **Identified** when some offset
-    shows A clearly longer than the reference (the rule of `fit_stretch`: >= x1.1 and a one-sided
-    Mann-Whitney p < 0.01, each offset with at least `MIN_BURST_N` pairs); otherwise `reason`
-    says why. A fit at the edge of the grid has a note."""
+    says so; only ``way_in_ms`` is fitted). **Identified** when some offset shows A clearly
+    longer than the reference (the rule of `fit_stretch`: >= x1.1 and a one-sided Mann-Whitney p
+    < 0.01, each offset with at least `MIN_BURST_N` pairs); otherwise `reason` says why. A fit
+    at the edge of the grid has a note."""
     nominal = np.asarray(nominal_ms, dtype=float)
     offset = np.asarray(offset_ms, dtype=float)
     a = np.asarray(a_ms, dtype=float)

@@ -308,3 +308,28 @@ def test_pairs_phase_local_lambda(tmp_path, tiny_model, rie):  # noqa: F811 - th
     cfg = rows.config.iloc[0]
     assert set(summary.pairs[cfg]) == {0.0, 3.0}
     assert took < 30, took
+
+
+class ColdHostFake(FakeLambda):
+    """A Lambda-like target whose host can be cold (`cold_idle`): its cold starts report Init
+    Durations 100, 101, 102, ... in the order they are made."""
+
+    name = "fake-cold-host"
+    cold_idle = True
+
+    def cold_starts(self, config: TargetConfig):
+        def one() -> Sample:
+            self.calls += 1
+            return Sample(time.time(), 1.0, "ok", server_ms=1.0, init_ms=99.0 + self.calls)
+
+        return contextlib.nullcontext(one)
+
+
+def test_the_cold_phase_primes_a_host_that_can_be_cold(tmp_path):
+    # One unrecorded cold start before the cold phase's n_cold (the first INIT after the host
+    # idled would page the files back in: the cold_idle phase's measure, not the cold phase's).
+    target = ColdHostFake()
+    run_campaign(target, tmp_path / "t.parquet", **{**SIZES, "n_cold": 3, "n_warm": 0, "pairs": 0})
+    df = pd.read_parquet(tmp_path / "t.parquet")
+    assert target.calls == 4
+    assert df[df.phase == "cold"].sort_values("seq").init_ms.tolist() == [101.0, 102.0, 103.0]
