@@ -20,8 +20,8 @@ with pressure 0, slows nobody.
 
 A job is a sequence of phases (a Lambda cold start: INIT, then the invocation), each with its
 own duration alone (ms), cap, optionally a time limit (ms), optionally a contention and then a
-pressure (as above): a phase still running that long after its start is stopped and ends the job (timed
-out). The owner gets a callback when a job ends, with each phase's actual duration, and
+pressure (as above): a phase still running that long after its start is stopped and ends the
+job (timed out). The owner gets a callback when a job ends, with each phase's actual duration, and
 optionally one as each of its phases ends (the Lambda model's cold host needs when an INIT
 phase ended, not its job).
 

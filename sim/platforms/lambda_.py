@@ -63,10 +63,10 @@ from ..streams import RequestDraws
 from ..tally import LevelTally
 from .base import Chunk, Platform
 from .host import Host, Job
+from .pools import POOLS
 
 WAY_IN_CORES = 1.0
 """The gateway's and the emulator's handling of one request runs on one core (`HostShare.way_in_ms`)."""
-from .pools import POOLS
 
 
 class _Env:
