@@ -139,6 +139,9 @@ def _zoo():
 
 
 def main() -> None:
+    from deploy.procs import install_signal_handlers
+
+    install_signal_handlers()  # SIGTERM stops the targets' processes as Ctrl-C does
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="mobilenetv2")
     ap.add_argument("--targets", default="server,lambda")
