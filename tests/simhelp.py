@@ -8,6 +8,7 @@ import pandas as pd
 
 from sim.config import EC2Config, EC2Service, IdleEffect, LambdaConfig, LambdaService
 from sim.dists import parse_dist
+from sim.metrics import RECORD_COLUMNS
 from sim.pricing import load_pricing
 from sim.run import simulate_one
 from sim.streams import WARM, generator
@@ -38,8 +39,14 @@ def run(cfg, arrivals, *, seed=1, warmup_s=0.0, records=False, **kw):
     res = simulate_one(cfg, arrivals, pricing=kw.pop("pricing", PRICING), seed=seed, warmup_s=warmup_s,
                        record_sink=parts.append if records else None, **kw)
     if records:
-        return res, pd.concat(parts, ignore_index=True)
+        return res, pd.concat(parts, ignore_index=True) if parts else _no_records()
     return res
+
+
+def _no_records() -> pd.DataFrame:
+    """The records of a run without arrivals: no part was written; an empty table of the columns' types."""
+    types = {"request": np.int64, "status": object, "cold": bool, "provisioned": bool, "in_window": bool}
+    return pd.DataFrame({c: np.empty(0, dtype=types.get(c, np.float64)) for c in RECORD_COLUMNS})
 
 
 def with_idle(cfg, idle: IdleEffect | None):
