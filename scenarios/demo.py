@@ -154,7 +154,8 @@ def run_demo(out_dir: str | Path, *, echo: Callable[[str], None] = print, progre
     mark = step("month", f"simulating {month_days:g} days of a diurnal trace: Lambda at "
                 f"{', '.join(map(str, MEMORY_MB))} MB, one and two c6i.large behind an ALB")
     month_file = out / "month.yaml"
-    write_text(month_file, yaml.safe_dump(month_scenario(profile, month_days), sort_keys=False))
+    # a scenario's profile path is relative to the scenario file (both are in `out`)
+    write_text(month_file, yaml.safe_dump(month_scenario(Path(profile.name), month_days), sort_keys=False))
     month = load_scenario(month_file)
     month_dir = out / "month"
     month_table = run_sweep(month, month_dir, executor=executor, progress=progress)
@@ -171,7 +172,7 @@ def run_demo(out_dir: str | Path, *, echo: Callable[[str], None] = print, progre
 
     mark = step("break_even", "finding the break-even load (steady 10 to 400 req/s)")
     be_file = out / "breakeven.yaml"
-    write_text(be_file, yaml.safe_dump(breakeven_scenario(profile), sort_keys=False))
+    write_text(be_file, yaml.safe_dump(breakeven_scenario(Path(profile.name)), sort_keys=False))
     be_sc = load_scenario(be_file)
     be_dir = out / "breakeven"
     be_table = run_sweep(be_sc, be_dir, executor=executor, progress=progress)

@@ -13,7 +13,7 @@ pytest.importorskip("sklearn")
 
 
 @pytest.mark.slow
-def test_demo_small(tmp_path):
+def test_demo_small(tmp_path, monkeypatch):
     import cli
     from deploy.procs import live_processes
     from deploy.rie import rie_path
@@ -23,8 +23,9 @@ def test_demo_small(tmp_path):
         rie_path()
     except ServesimError as exc:
         pytest.skip(f"the Lambda Runtime Interface Emulator is not installed (make rie): {exc}")
-    out = tmp_path / "demo"
-    result = CliRunner().invoke(cli.main, ["demo", "--out", str(out), "--days", "1", "--validate-s", "8",
+    monkeypatch.chdir(tmp_path)  # a relative --out, as `make demo` gives (the scenarios' paths are theirs)
+    out = tmp_path / "out" / "demo"
+    result = CliRunner().invoke(cli.main, ["demo", "--out", "out/demo", "--days", "1", "--validate-s", "8",
                                            "--cold", "2", "--warm", "100", "--executor", "serial",
                                            "--no-progress"])
     assert result.exit_code == 0, result.output
