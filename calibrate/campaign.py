@@ -550,12 +550,20 @@ def closed_loop(endpoint: Endpoint, clients: int, duration_s: float, *, warmup_c
     return merged, window.get("wall", time.time())
 
 
-def burst(clients: Sequence, barrier_timeout_s: float = 60.0) -> list[Sample]:
+def burst(clients: Sequence, barrier_timeout_s: float = 60.0, *, rest_s: float = 0.0,
+          offsets_s: Sequence[float] | None = None) -> list[Sample]:
     """One request from each of `clients` (one `calibrate.targets.Client` per thread), all sent at
     the same instant: each thread opens its connection first (not timed), then waits at a
-    barrier that releases them together. Returns the samples in the order of `clients`."""
+    barrier that releases them together. With `offsets_s`, client i sends instead `rest_s` after
+    the release plus `offsets_s[i]` (`wait_until`), whether or not the others have been
+    answered. Returns the samples in the order of `clients`."""
     k = len(clients)
-    barrier = threading.Barrier(k)
+    at: dict[str, float] = {}
+
+    def schedule():
+        at["start"] = time.perf_counter() + rest_s
+
+    barrier = threading.Barrier(k, action=schedule if offsets_s is not None else None)
     results: list[Sample | None] = [None] * k
     failures: list[BaseException] = []
 
@@ -564,6 +572,8 @@ def burst(clients: Sequence, barrier_timeout_s: float = 60.0) -> list[Sample]:
         try:
             problem = client.http.reconnect()
             barrier.wait(timeout=barrier_timeout_s)
+            if offsets_s is not None:
+                wait_until(at["start"] + offsets_s[i])
             results[i] = client.call() if problem is None else Sample(time.time(), 0.0, "error", error=problem)
         except threading.BrokenBarrierError:
             pass
@@ -594,42 +604,11 @@ def wait_until(deadline: float) -> None:
 
 
 def pair(clients: Sequence, rest_s: float, offset_ms: float, barrier_timeout_s: float = 60.0) -> tuple[Sample, Sample]:
-    """One request from each of the two `clients`, A (the first) then B `offset_ms` after it: each
-    in a thread of its own that opens its connection (not timed) and waits at a barrier; once
-    both wait, A is sent `rest_s` later and B `offset_ms` after A's send time (`wait_until`),
+    """One request from each of the two `clients`, A (the first) then B `offset_ms` after it: a
+    `burst` whose A is sent `rest_s` after the release and B `offset_ms` after A's send time,
     whether or not A has been answered. Returns (A, B)."""
-    at: dict[str, float] = {}
-
-    def schedule():
-        at["a"] = time.perf_counter() + rest_s
-
-    barrier = threading.Barrier(2, action=schedule)
-    results: list[Sample | None] = [None, None]
-    failures: list[BaseException] = []
-
-    def run(i: int) -> None:
-        client = clients[i]
-        try:
-            problem = client.http.reconnect()
-            barrier.wait(timeout=barrier_timeout_s)
-            wait_until(at["a"] + i * offset_ms / 1000.0)
-            results[i] = client.call() if problem is None else Sample(time.time(), 0.0, "error", error=problem)
-        except threading.BrokenBarrierError:
-            pass
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
-            failures.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=run, args=(i,), name=f"pair-client-{'ab'[i]}", daemon=True) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise failures[0]
-    if any(r is None for r in results):
-        raise RuntimeError("a pair's clients did not both reach their send time (barrier broken)")
-    return results[0], results[1]  # type: ignore[return-value]
+    a, b = burst(clients, barrier_timeout_s, rest_s=rest_s, offsets_s=(0.0, offset_ms / 1000.0))
+    return a, b
 
 
 def _level_result(level: int, samples: Sequence[Sample], t0: float) -> LevelResult:

@@ -1097,6 +1097,7 @@ def fit_way_in(nominal_ms: Sequence[float], offset_ms: Sequence[float], a_ms: Se
     grid = [(w, pr) for w in np.arange(0.0, WAY_IN_MAX_MS + 1e-9, 0.1)
             for pr in (np.arange(0.0, WAY_IN_MAX_PRESSURE + 1e-9, 0.25) if w > 0 and pressed else (1.0,))]
     start = min(grid, key=loss)
+    start_loss = loss(start)
     if pressed:
         res = minimize(loss, np.array(start), method="Nelder-Mead",
                        options={"xatol": 0.005, "fatol": 1e-9,
@@ -1105,13 +1106,13 @@ def fit_way_in(nominal_ms: Sequence[float], offset_ms: Sequence[float], a_ms: Se
         res = minimize_scalar(lambda w: loss((w, 1.0)), bounds=(max(start[0] - 0.1, 0.0), start[0] + 0.1),
                               method="bounded")
         res.x = np.array([res.x, 1.0])
-    x = res.x if res.fun <= loss(start) else np.array(start)
-    w = min(max(float(x[0]), 0.0), WAY_IN_MAX_MS)
+    x, best_loss = (res.x, res.fun) if res.fun <= start_loss else (np.array(start), start_loss)
+    w = min(max(float(x[0]), 0.0), WAY_IN_MAX_MS)  # (the loss clips the same way)
     pr = min(max(float(x[1]), 0.0), WAY_IN_MAX_PRESSURE)
     fitted = [_pair_a_ms(share, w, pr, off, base) for off in offs]
     for pt, f in zip(points, fitted):
         pt["fitted_ms"] = _r(f)
-    rms = math.sqrt(loss((w, pr)) / len(offs))
+    rms = math.sqrt(best_loss / len(offs))
     note = None if pressed else ("the host has no contention: a way in slows invocations through the cores alone, "
                                  "and its pressure, which acts through the contention, is not identified (1)")
     if w >= WAY_IN_MAX_MS - 0.05 or pr >= WAY_IN_MAX_PRESSURE - 0.125:

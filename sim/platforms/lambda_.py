@@ -228,8 +228,8 @@ class LambdaModel(Platform):
         chunk, j, e, keep_s = job.tag
         ran_ms = job.durations_ms[1:] if self.cfg.host.way_in_ms > 0.0 else job.durations_ms  # not the way in
         if chunk.cold[j]:
-            *init, work_ms = ran_ms
-            init_ms = init[0] if len(init) == 1 else init[0] + init[1]  # a cold host's page-in wait, then INIT
+            *init, work_ms = ran_ms  # (a cold host's page-in wait, then) the INIT
+            init_ms = sum(init)
             chunk.init_ms[j] = init_ms
         else:
             init_ms = 0.0
