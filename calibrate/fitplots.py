@@ -40,6 +40,9 @@ def _qq_positions(n: int) -> np.ndarray:
     return idx
 
 
+LOG_SPAN = 3.0  # `plot_fit`'s QQ and tail panels use log axes when max / min is at least this
+
+
 def plot_fit(x: np.ndarray, report: FitReport, path: str | Path, title: str) -> Path:
     """Write the three-panel diagnostic PNG of `report` (fitted to `x`) to `path`; returns it."""
     path = Path(path)
@@ -52,7 +55,10 @@ def plot_fit(x: np.ndarray, report: FitReport, path: str | Path, title: str) -> 
     FigureCanvasAgg(fig)
     ax_h, ax_q, ax_s = fig.subplots(1, 3)
 
-    hi = max(report.empirical["p999"], xs[0] * 1.0001)
+    # Up to the empirical p99.9 (the rest would squeeze the body into a few bins), except where
+    # fewer than 1000 values make the p99.9 an interpolation below the largest.
+    cut = n >= 1000
+    hi = max(report.empirical["p999"], xs[0] * 1.0001) if cut else max(xs[-1], xs[0] * 1.0001)
     body = xs[xs <= hi]
     ax_h.hist(body, bins=min(100, max(10, int(np.sqrt(body.size)))), density=True, color="0.75",
               edgecolor="0.6", label="measured")
@@ -62,7 +68,7 @@ def plot_fit(x: np.ndarray, report: FitReport, path: str | Path, title: str) -> 
         ax_h.plot(grid, pdf, color="C0", lw=1.8, label=f"fitted PDF: {label}")
     else:
         ax_h.plot([], [], " ", label=f"{label}: no PDF")
-    ax_h.set_xlabel("duration (up to the empirical p99.9)")
+    ax_h.set_xlabel("duration (up to the empirical p99.9)" if cut else "duration")
     ax_h.set_ylabel("density")
     ax_h.set_title("histogram and fitted PDF")
     ax_h.legend(fontsize=8)
@@ -73,7 +79,10 @@ def plot_fit(x: np.ndarray, report: FitReport, path: str | Path, title: str) -> 
     lo_q = max(min(theo.min(), xs[0]), 1e-9)
     hi_q = max(theo.max(), xs[-1])
     ax_q.plot([lo_q, hi_q], [lo_q, hi_q], color="C3", lw=1, label="y = x")
-    if xs[0] > 0 and theo.min() > 0:
+    # Log axes where the values span a factor of LOG_SPAN or more: over a narrower range (a few
+    # cold starts) a log axis has only minor ticks, whose labels overlap and collapse the layout.
+    wide = xs[0] > 0 and xs[-1] / xs[0] >= LOG_SPAN
+    if wide and theo.min() > 0:
         ax_q.set_xscale("log")
         ax_q.set_yscale("log")
     ax_q.set_xlabel(f"fitted quantile ({report.family})")
@@ -84,16 +93,18 @@ def plot_fit(x: np.ndarray, report: FitReport, path: str | Path, title: str) -> 
     surv_emp = (n - np.arange(n)) / n  # P(X >= x_(i)), down to 1/n
     ax_s.step(xs, surv_emp, where="post", color="0.3", lw=1.2, label="measured")
     top = min(max(xs[-1], float(dist.ppf(np.array([0.9999]))[0])), 10 * xs[-1])
-    logx = xs[0] > 0
+    logx = wide
     sgrid = np.geomspace(xs[0], top, 2000) if logx else np.linspace(xs[0], top, 2000)
     ax_s.plot(sgrid, 1.0 - dist_cdf(dist, sgrid), color="C0", lw=1.5, label=f"fitted: {label}")
+    bottom = max(0.2 / n, 1e-7)
     for q, name in ((1e-2, "p99"), (1e-3, "p99.9")):
-        ax_s.axhline(q, color="0.7", lw=0.8, ls="--")
-        ax_s.text(sgrid[-1], q, name, ha="right", va="bottom", fontsize=8, color="0.4")
+        if q >= bottom:  # (a label below the axes would collapse the layout)
+            ax_s.axhline(q, color="0.7", lw=0.8, ls="--")
+            ax_s.text(sgrid[-1], q, name, ha="right", va="bottom", fontsize=8, color="0.4")
     ax_s.set_yscale("log")
     if logx:
         ax_s.set_xscale("log")
-    ax_s.set_ylim(max(0.2 / n, 1e-7), 1.5)
+    ax_s.set_ylim(bottom, 1.5)
     ax_s.set_xlabel("duration")
     ax_s.set_ylabel("1 - CDF")
     ax_s.set_title("tail: empirical vs fitted")

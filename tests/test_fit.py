@@ -445,3 +445,32 @@ def test_plot_fit_writes_a_png(tmp_path, kind):
     path = plot_fit(x, rep, tmp_path / "sub" / f"{kind}.png", f"test {kind}")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
     assert [p.name for p in path.parent.iterdir()] == [f"{kind}.png"]
+
+
+@pytest.mark.parametrize("x", [[122.63, 143.66], [2.01, 2.05, 2.1, 2.4, 2.2]], ids=["two cold starts", "narrow range"])
+def test_plot_fit_of_few_values_lays_out_without_warning(tmp_path, x):
+    """Two cold starts put the tail panel's p99 labels two decades below its axes, and a narrow
+    range gave log axes only overlapping minor tick labels: matplotlib then warned that the
+    layout collapsed. Now every value is in the histogram and the panels lay out."""
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    x = np.asarray(x)
+    rep = fit_samples(x, bootstrap=0)
+    seen = {}
+    real_savefig = Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        seen["fig"] = fig
+        return real_savefig(fig, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(Figure, "savefig", savefig)
+            plot_fit(x, rep, tmp_path / "few.png", "few")
+    ax_h, ax_q, ax_s = seen["fig"].axes[:3]
+    assert sum(p.get_height() > 0 for p in ax_h.patches) >= 2  # the largest value is in the histogram
+    assert ax_q.get_xscale() == ax_s.get_xscale() == "linear"
+    assert all(t.get_position()[1] >= ax_s.get_ylim()[0] for t in ax_s.texts)
