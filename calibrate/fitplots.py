@@ -93,8 +93,7 @@ def plot_fit(x: np.ndarray, report: FitReport, path: str | Path, title: str) -> 
     surv_emp = (n - np.arange(n)) / n  # P(X >= x_(i)), down to 1/n
     ax_s.step(xs, surv_emp, where="post", color="0.3", lw=1.2, label="measured")
     top = min(max(xs[-1], float(dist.ppf(np.array([0.9999]))[0])), 10 * xs[-1])
-    logx = wide
-    sgrid = np.geomspace(xs[0], top, 2000) if logx else np.linspace(xs[0], top, 2000)
+    sgrid = np.geomspace(xs[0], top, 2000) if wide else np.linspace(xs[0], top, 2000)
     ax_s.plot(sgrid, 1.0 - dist_cdf(dist, sgrid), color="C0", lw=1.5, label=f"fitted: {label}")
     bottom = max(0.2 / n, 1e-7)
     for q, name in ((1e-2, "p99"), (1e-3, "p99.9")):
@@ -102,7 +101,7 @@ def plot_fit(x: np.ndarray, report: FitReport, path: str | Path, title: str) -> 
             ax_s.axhline(q, color="0.7", lw=0.8, ls="--")
             ax_s.text(sgrid[-1], q, name, ha="right", va="bottom", fontsize=8, color="0.4")
     ax_s.set_yscale("log")
-    if logx:
+    if wide:
         ax_s.set_xscale("log")
     ax_s.set_ylim(bottom, 1.5)
     ax_s.set_xlabel("duration")
